@@ -1,0 +1,76 @@
+"""Bookkeeping shared by the hand-written BPTT cells: active rows per step, final states, backward chunks.
+
+Legend: T time, B batch, H hidden.
+
+Variable lengths are handled without masks. The layer sorts the batch by length, longest first, so at step t the
+rows still inside their sequence are a prefix ``[:b_t]`` with ``b_t = batch_sizes[t]`` non-increasing. Each step
+then works on that prefix only: no arithmetic is spent on padding, a finished row's state is never touched again,
+and its outputs past its length stay zero. This is what PackedSequence promises, without its per-step overhead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+# Backward computes the per-step factors for a chunk of steps at once: one elementwise op over K steps instead
+# of K small ones. The chunk is capped in elements so the extra memory stays small next to what forward saved.
+CHUNK_ELEMENTS = 1 << 21
+
+
+def active_rows(batch_sizes: Sequence[int] | None, T: int, B: int) -> tuple[tuple[int, ...], bool]:
+    """Rows active at each step, and whether every row runs all T steps (then nothing needs zeroing)."""
+    if batch_sizes is None:
+        return (B,) * T, True
+    bs = tuple(int(b) for b in batch_sizes)
+    return bs, len(bs) == T and all(b == B for b in bs)
+
+
+def alloc(full: bool):
+    """Buffers of a full batch are entirely overwritten; otherwise padded positions must read as zero."""
+    return torch.empty if full else torch.zeros
+
+
+def final_state(seq: torch.Tensor, init: torch.Tensor, bs: tuple[int, ...]) -> torch.Tensor:
+    """State of every row at its own last step: ``seq[len_i - 1, i]``, or ``init[i]`` for an empty row.
+
+    seq: (T, B, H) states per step; init: (B, H). Rows ``[bs[t+1], bs[t])`` end at step t.
+    """
+    out = init.clone()
+    T = len(bs)
+    for t in range(T):
+        lo, hi = (bs[t + 1] if t + 1 < T else 0), bs[t]
+        if lo < hi:
+            out[lo:hi] = seq[t, lo:hi]
+    return out
+
+
+def previous(seq: torch.Tensor, init: torch.Tensor, t0: int, t1: int, rows: int) -> torch.Tensor:
+    """States entering steps t0..t1-1 for the first ``rows`` rows: (t1 - t0, rows, H)."""
+    if t0 > 0:
+        return seq[t0 - 1 : t1 - 1, :rows]
+    return torch.cat([init[None, :rows], seq[: t1 - 1, :rows]])
+
+
+def reverse_chunks(T: int, per_step: int) -> Iterator[tuple[int, int]]:
+    """(t0, t1) windows covering 0..T-1 from the end, each holding at most CHUNK_ELEMENTS of factors."""
+    K = max(1, min(T, CHUNK_ELEMENTS // max(per_step, 1)))
+    t1 = T
+    while t1 > 0:
+        t0 = max(0, t1 - K)
+        yield t0, t1
+        t1 = t0
+
+
+def recurrent_weight_grad(dgates: torch.Tensor, h: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """∂L/∂W_hh = Σ_t dgates_t^T h_{t-1}, as two large products over all steps instead of T small ones.
+
+    dgates: (T, B, G) gradients of the pre-activations that W_hh feeds; h: (T, B, H) outputs; h0: (B, H).
+    Padded positions hold zeros in both, so they add nothing.
+    """
+    T, B, G = dgates.shape
+    dw = dgates[0].t() @ h0
+    if T > 1:
+        dw.addmm_(dgates[1:].reshape(-1, G).t(), h[:-1].reshape(-1, h.shape[-1]))
+    return dw

@@ -1,0 +1,544 @@
+"""Recurrent layers: drop-in replacements for torch.nn.RNN, LSTM and GRU, exact on variable lengths.
+
+Legend: T time, B batch, I input, H hidden, L layers, D directions (1 or 2), G gate blocks (LSTM 4, GRU 3, RNN 1).
+
+Same constructor, parameter names, shapes and gate order as torch.nn (a state_dict moves both ways), same call
+(tensor or PackedSequence, optional hx) and outputs, plus:
+- ``lengths=`` (B,) for right-padded batches. Each sequence's output equals its output run alone, final states
+  are taken at each sequence's own last step, the reverse direction runs within each sequence's own length, and
+  outputs past a length are zero. Nothing routes through PackedSequence, whose CPU path is 5-100x slower.
+- ``backend=``: ``fused`` (PyTorch's own kernels: oneDNN's LSTM on CPU, cuDNN on GPU), ``bptt`` (our hand-written
+  backward through time, seqlab.cells), ``reference`` (per-step autograd), or ``auto`` (the fastest that supports
+  the call; ``effective_backend`` tells which).
+- ``forget_bias=`` (LSTM): initial forget-gate bias; the literature uses 1 so gradients reach further back.
+
+How lengths run: the batch is sorted longest first once for the whole stack, so the rows still inside their
+sequence at step t are a prefix. ``bptt`` shrinks every step to that prefix; ``fused`` calls the vendor kernel
+once per stretch of steps with the same active rows, carrying the state (no padding is ever computed).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import _VF, Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
+from .recording import Slot
+
+BACKENDS = ("auto", "fused", "bptt", "reference")
+State = tuple[Tensor, ...]
+
+
+class Recurrent(nn.Module):
+    """Abstract base of RNN, LSTM and GRU: parameters, argument checks, lengths, directions, layers, dispatch.
+
+    A subclass supplies the cell: ``gates`` (G), ``n_states`` (1, or 2 for (h, c)), and the three ways to run one
+    layer-direction — ``_bptt``, ``_reference_cell`` and ``_vendor``.
+    """
+
+    gates: int
+    n_states: int
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for arg, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"{name}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                f"{name}: dropout={dropout} acts between layers and num_layers=1, so it does nothing",
+                stacklevel=2,
+            )
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional = bidirectional
+        self.backend = backend
+        self._recording = None  # (Recording, name prefix) while inside seqlab.record(...)
+        factory = {"device": device, "dtype": dtype}
+        D = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * D
+            for suffix in ("", "_reverse")[:D]:
+                GH = self.gates * hidden_size
+                self.register_parameter(
+                    f"weight_ih_l{layer}{suffix}", nn.Parameter(torch.empty(GH, layer_input, **factory))
+                )
+                self.register_parameter(
+                    f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, hidden_size, **factory))
+                )
+                if bias:
+                    self.register_parameter(
+                        f"bias_ih_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory))
+                    )
+                    self.register_parameter(
+                        f"bias_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory))
+                    )
+        self.reset_parameters()
+
+    # ----------------------------------------------------------------------------------------------- parameters
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every weight and bias ~ U(-1/√H, 1/√H)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def _weights(self, layer: int, reverse: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        suffix = f"l{layer}{'_reverse' if reverse else ''}"
+        get = self._parameters.get
+        return (
+            get(f"weight_ih_{suffix}"),
+            get(f"weight_hh_{suffix}"),
+            get(f"bias_ih_{suffix}"),
+            get(f"bias_hh_{suffix}"),
+        )
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """As torch.nn: per layer-direction, [weight_ih, weight_hh(, bias_ih, bias_hh)]."""
+        D = 2 if self.bidirectional else 1
+        return [
+            [w for w in self._weights(k // D, k % D == 1) if w is not None]
+            for k in range(self.num_layers * D)
+        ]
+
+    def flatten_parameters(self) -> None:
+        """Accepted for drop-in compatibility. On CPU it does nothing in torch.nn either; on GPU cuDNN then copies
+        the weights into one buffer per call instead of once."""
+
+    # ----------------------------------------------------------------------------------------------- backends
+    def _auto_backend(self, device: torch.device, dtype: torch.dtype) -> str:
+        """The fastest backend for this cell on this device and dtype; see ``effective_backend``."""
+        return "fused" if device.type == "cuda" else "bptt"
+
+    def _resolve_backend(self, device: torch.device, dtype: torch.dtype) -> str:
+        if self._recording is not None:
+            return "bptt"
+        if self.backend != "auto":
+            return self.backend
+        return self._auto_backend(device, dtype)
+
+    @property
+    def effective_backend(self) -> str:
+        """The backend a call runs on with the parameters' current device and dtype (``auto`` resolved)."""
+        p = self.weight_hh_l0
+        return self._resolve_backend(p.device, p.dtype)
+
+    # ----------------------------------------------------------------------------------------------- the cell
+    def _input_bias(self, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+        """The biases that can be added to x W_ih^T once for all steps."""
+        return b_ih + b_hh
+
+    def _bptt(
+        self, xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None, bs, slot
+    ) -> tuple[Tensor, State]:
+        raise NotImplementedError
+
+    def _reference_cell(self):
+        raise NotImplementedError
+
+    def _vendor(self, x: Tensor, state: State, weights: list[Tensor], num_layers: int, dropout: float,
+                bidirectional: bool) -> tuple[Tensor, State]:  # fmt: skip
+        """PyTorch's own op over time-major x with state tuples of (L·D, B, H)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------------- forward
+    def forward(self, input, hx=None, lengths=None):
+        """Arguments:
+            input: (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I), or a PackedSequence.
+            hx: initial state, (L·D, B, H) — for the LSTM a pair (h0, c0) — or None for zeros.
+            lengths: (B,) integers in [0, T] for a right-padded batch, or None when every row has length T.
+        Returns:
+            output (T, B, D·H) (batch_first: (B, T, D·H); PackedSequence in, PackedSequence out), zero past each
+            row's length, and the final state at each row's own last step in the layout of hx.
+        """
+        name = type(self).__name__
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError(
+                    f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other"
+                )
+            x, lengths = pad_packed_sequence(input)  # (T, B, I) in the caller's row order
+            batched = True
+        else:
+            x, batched = self._check_input(input)
+        T, B, _ = x.shape
+        state = self._check_hx(hx, x, batched)
+        if lengths is not None:
+            lengths = self._check_lengths(lengths, T, B, batched)
+        out, state = self._run(x, state, lengths)
+        if packed:
+            order = input.sorted_indices
+            out = out if order is None else out.index_select(1, order)
+            sorted_lengths = lengths if order is None else lengths[order.cpu()]
+            data = pack_padded_sequence(out, sorted_lengths, enforce_sorted=True).data
+            out = PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+        elif not batched:
+            out, state = out.squeeze(1), tuple(s.squeeze(1) for s in state)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, (state if self.n_states == 2 else state[0])
+
+    def _check_input(self, input) -> tuple[Tensor, bool]:
+        name = type(self).__name__
+        layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        if not isinstance(input, Tensor):
+            raise ValueError(
+                f"{name}: input must be a tensor or a PackedSequence, got {type(input).__name__}"
+            )
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{name}: input must be 3-D {layout} or unbatched 2-D (T, input_size), got shape {tuple(input.shape)}"
+            )
+        if not input.is_floating_point():
+            raise ValueError(f"{name}: input must be a floating-point tensor, got {input.dtype}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: input must have input_size={self.input_size} features in its last dimension, "
+                f"got shape {tuple(input.shape)}"
+            )
+        w = self.weight_ih_l0
+        if input.dtype != w.dtype or input.device != w.device:
+            raise ValueError(
+                f"{name}: input is {input.dtype} on {input.device} but the parameters are {w.dtype} on {w.device}"
+            )
+        batched = input.dim() == 3
+        x = input if not batched or not self.batch_first else input.transpose(0, 1)
+        x = x if batched else x.unsqueeze(1)
+        if x.shape[0] == 0:
+            raise ValueError(f"{name}: input has no time steps (shape {tuple(input.shape)})")
+        return x, batched
+
+    def _check_hx(self, hx, x: Tensor, batched: bool) -> State:
+        name = type(self).__name__
+        LD = self.num_layers * (2 if self.bidirectional else 1)
+        B = x.shape[1]
+        want = (LD, B, self.hidden_size) if batched else (LD, self.hidden_size)
+        if hx is None:
+            zeros = x.new_zeros(LD, B, self.hidden_size)
+            return (zeros,) * self.n_states
+        parts = hx if self.n_states == 2 else (hx,)
+        if self.n_states == 2 and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise ValueError(f"{name}: hx must be a pair (h0, c0) of shape {want}")
+        for label, h in zip(("hx", "cx") if self.n_states == 2 else ("hx",), parts, strict=True):
+            if not isinstance(h, Tensor) or tuple(h.shape) != want:
+                got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
+                raise ValueError(
+                    f"{name}: {label} must have shape {want} (num_layers·directions, batch, hidden), got {got}"
+                )
+            if h.dtype != x.dtype or h.device != x.device:
+                raise ValueError(
+                    f"{name}: {label} is {h.dtype} on {h.device} but input is {x.dtype} on {x.device}"
+                )
+        return tuple(h if batched else h.unsqueeze(1) for h in parts)
+
+    def _check_lengths(self, lengths, T: int, B: int, batched: bool) -> Tensor:
+        name = type(self).__name__
+        if not batched:
+            raise ValueError(
+                f"{name}: lengths needs a batched input (3-D); an unbatched sequence has one length"
+            )
+        lengths = torch.as_tensor(lengths)
+        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.shape != (B,):
+            raise ValueError(
+                f"{name}: lengths must be {B} integers (one per sequence), got {lengths.dtype} of shape {tuple(lengths.shape)}"
+            )
+        lengths = lengths.to("cpu", torch.int64)
+        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+            raise ValueError(
+                f"{name}: lengths must lie in [0, {T}] (the padded length), got min {int(lengths.min())} max {int(lengths.max())}"
+            )
+        return lengths
+
+    # ----------------------------------------------------------------------------------------------- the stack
+    def _run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
+        """x (T, B, I) time-major, state tuple of (L·D, B, H) -> output (T, B, D·H), final state tuple."""
+        T, B, _ = x.shape
+        backend = self._resolve_backend(x.device, x.dtype)
+        if lengths is not None and bool((lengths == T).all()):
+            lengths = None
+        if backend == "fused" and lengths is None:
+            weights = [w for ws in self.all_weights for w in ws]
+            return self._vendor(x, state, weights, self.num_layers, self.dropout, self.bidirectional)
+
+        order = None
+        if lengths is not None:
+            # Longest first, so the rows inside their sequence at step t are a prefix; stable keeps ties in order.
+            lengths, order = torch.sort(lengths, descending=True, stable=True)
+            if bool((order == torch.arange(B)).all()):
+                order = None
+            else:
+                order_dev = order.to(x.device)
+                x = x.index_select(1, order_dev)
+                state = tuple(s.index_select(1, order_dev) for s in state)
+            t_max = int(lengths[0]) if B else 0
+            if t_max == 0:  # every sequence is empty: zero outputs, final state = initial state
+                return x.new_zeros(T, B, self.hidden_size * (2 if self.bidirectional else 1)), state
+            x = x[:t_max]  # steps past the longest sequence are all padding
+            counts = torch.bincount(lengths, minlength=t_max + 1)
+            batch_sizes = tuple((B - torch.cumsum(counts, 0))[:t_max].tolist())  # rows with length > t
+        else:
+            batch_sizes = None
+
+        D = 2 if self.bidirectional else 1
+        finals: list[list[Tensor]] = [[] for _ in range(self.n_states)]
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(D):
+                k = layer * D + direction
+                reverse = direction == 1
+                xin = self._reverse(x, lengths) if reverse else x
+                y, s = self._layer(
+                    backend, xin, tuple(st[k] for st in state), layer, reverse, lengths, batch_sizes, order, T
+                )
+                outs.append(self._reverse(y, lengths) if reverse else y)
+                for f, si in zip(finals, s, strict=True):
+                    f.append(si)
+            x = outs[0] if D == 1 else torch.cat(outs, 2)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+
+        final = tuple(torch.stack(f) for f in finals)
+        if x.shape[0] < T:
+            x = F.pad(x, (0, 0, 0, 0, 0, T - x.shape[0]))
+        if order is not None:
+            inverse = torch.argsort(order).to(x.device)
+            x = x.index_select(1, inverse)
+            final = tuple(s.index_select(1, inverse) for s in final)
+        return x, final
+
+    @staticmethod
+    def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:
+        """Reverse each sequence within its own length: position t < len_b takes len_b - 1 - t. Its own inverse."""
+        if lengths is None:
+            return x.flip(0)
+        T, B = x.shape[:2]
+        t = torch.arange(T).unsqueeze(1)  # (T, 1)
+        idx = torch.where(t < lengths, lengths - 1 - t, t).to(x.device)  # (T, B)
+        return x.gather(0, idx.unsqueeze(2).expand_as(x))
+
+    def _layer(
+        self, backend, x, state, layer, reverse, lengths, batch_sizes, order, T
+    ) -> tuple[Tensor, State]:
+        """One layer-direction over x (T', B, I) with rows sorted longest first when lengths are given."""
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, reverse)
+        if backend == "reference":
+            weights = (w_ih, w_hh, b_ih, b_hh)
+            return reference.run(self._reference_cell(), x, state, weights, lengths)
+        if backend == "fused":
+            return self._fused_segments(
+                x, state, [w for w in (w_ih, w_hh, b_ih, b_hh) if w is not None], batch_sizes
+            )
+        Tx, B, _ = x.shape
+        x2 = x.reshape(Tx * B, -1)
+        xw = (
+            torch.mm(x2, w_ih.t())
+            if b_ih is None
+            else torch.addmm(self._input_bias(b_ih, b_hh), x2, w_ih.t())
+        )
+        slot = self._slot(layer, reverse, lengths, order, T)
+        return self._bptt(xw.view(Tx, B, -1), state, w_hh, b_hh, batch_sizes, slot)
+
+    def _fused_segments(
+        self, x: Tensor, state: State, weights: list[Tensor], batch_sizes
+    ) -> tuple[Tensor, State]:
+        """The vendor kernel once per stretch of steps over which the active rows stay the same, carrying the
+        state; rows that end a stretch keep their state as final. Exact, and no step is computed for padding."""
+        Tx, B, _ = x.shape
+        pieces, done = [], []
+        cur = state
+        t0 = 0
+        while t0 < Tx and batch_sizes[t0] > 0:
+            b = batch_sizes[t0]
+            t1 = t0
+            while t1 < Tx and batch_sizes[t1] == b:
+                t1 += 1
+            y, s = self._vendor(x[t0:t1, :b], tuple(c[:b][None] for c in cur), weights, 1, 0.0, False)
+            pieces.append(F.pad(y, (0, 0, 0, B - b)) if b < B else y)
+            s = tuple(si[0] for si in s)
+            b_next = batch_sizes[t1] if t1 < Tx else 0
+            done.append(tuple(si[b_next:b] for si in s))  # rows whose last step was t1 - 1
+            cur = tuple(si[:b_next] for si in s)
+            t0 = t1
+        empty_rows = tuple(s[batch_sizes[0] :] for s in state)  # length 0: final = initial
+        final = tuple(torch.cat([d[i] for d in reversed(done)] + [empty_rows[i]]) for i in range(len(state)))
+        return torch.cat(pieces), final
+
+    def _slot(
+        self, layer: int, reverse: bool, lengths: Tensor | None, order: Tensor | None, T: int
+    ) -> Slot | None:
+        if self._recording is None:
+            return None
+        recording, prefix = self._recording
+        inverse = None if order is None else torch.argsort(order)
+
+        def restore(v: Tensor) -> Tensor:  # (T', B, H) cell order -> (B, T, H) caller order
+            if reverse:
+                v = self._reverse(v, lengths)
+            if v.shape[0] < T:
+                v = F.pad(v, (0, 0, 0, 0, 0, T - v.shape[0]))
+            if inverse is not None:
+                v = v.index_select(1, inverse.to(v.device))
+            return v.transpose(0, 1).contiguous()
+
+        return Slot(recording, f"{prefix}l{layer}{'_reverse' if reverse else ''}", restore)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for key, default in (
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+        ):
+            if getattr(self, key) != default:
+                s += f", {key}={getattr(self, key)}"
+        return s + f", backend={self.backend!r}"
+
+
+class LSTM(Recurrent):
+    """Drop-in torch.nn.LSTM (see the module docstring); the equations are in seqlab/cells/lstm.py.
+
+    Extra keywords: ``backend``, and ``forget_bias`` — when given, the forget gate's total bias starts at this
+    value (bias_ih's f block set to it, bias_hh's to 0). 1.0 is the usual choice (Gers et al. 2000; Jozefowicz et
+    al. 2015): the cell starts out keeping its memory, so gradients reach further back.
+    ``proj_size`` is not supported and is refused.
+    """
+
+    gates, n_states = 4, 2
+
+    def __init__(self, *args, proj_size: int = 0, forget_bias: float | None = None, **kwargs) -> None:
+        if proj_size:
+            raise ValueError(
+                "LSTM: proj_size is not supported by seqlab; use torch.nn.LSTM for projected LSTMs"
+            )
+        self.forget_bias = forget_bias
+        super().__init__(*args, **kwargs)
+        if forget_bias is not None and not self.bias:
+            raise ValueError("LSTM: forget_bias needs bias=True")
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if getattr(self, "forget_bias", None) is not None and self.bias:
+            H = self.hidden_size
+            with torch.no_grad():
+                for name, p in self.named_parameters():
+                    if name.startswith("bias_ih"):
+                        p[H : 2 * H] = self.forget_bias
+                    elif name.startswith("bias_hh"):
+                        p[H : 2 * H] = 0.0
+
+    def _auto_backend(self, device, dtype) -> str:
+        # oneDNN's fused LSTM is the fastest CPU path for float32 and bfloat16; it has no float64 kernel.
+        if device.type == "cuda" or dtype in (torch.float32, torch.bfloat16):
+            return "fused"
+        return "bptt"
+
+    def _bptt(self, xw, state, w_hh, b_hh, bs, slot):
+        h, h_n, c_n = LSTMFunction.apply(xw, state[0], state[1], w_hh, bs, slot)
+        return h, (h_n, c_n)
+
+    def _reference_cell(self):
+        return reference.lstm_cell
+
+    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
+        out, h, c = _VF.lstm(
+            x, state, weights, self.bias, num_layers, dropout, self.training, bidirectional, False
+        )
+        return out, (h, c)
+
+
+class GRU(Recurrent):
+    """Drop-in torch.nn.GRU (see the module docstring); the equations are in seqlab/cells/gru.py."""
+
+    gates, n_states = 3, 1
+
+    def _input_bias(self, b_ih, b_hh):
+        H = self.hidden_size
+        return b_ih + torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])  # b_hn stays inside r ⊙ (W_hn h + b_hn)
+
+    def _bptt(self, xw, state, w_hh, b_hh, bs, slot):
+        b_hn = None if b_hh is None else b_hh[2 * self.hidden_size :]
+        h, h_n = GRUFunction.apply(xw, state[0], w_hh, b_hn, bs, slot)
+        return h, (h_n,)
+
+    def _reference_cell(self):
+        return reference.gru_cell
+
+    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
+        out, h = _VF.gru(
+            x, state[0], weights, self.bias, num_layers, dropout, self.training, bidirectional, False
+        )
+        return out, (h,)
+
+
+class RNN(Recurrent):
+    """Drop-in torch.nn.RNN (see the module docstring); the equations are in seqlab/cells/rnn.py.
+
+    ``nonlinearity`` is 'tanh' (default) or 'relu', as in torch.nn.RNN.
+    """
+
+    gates, n_states = 1, 1
+
+    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(*args, **kwargs)
+
+    def _bptt(self, xw, state, w_hh, b_hh, bs, slot):
+        h, h_n = RNNFunction.apply(xw, state[0], w_hh, self.nonlinearity == "relu", bs, slot)
+        return h, (h_n,)
+
+    def _reference_cell(self):
+        return reference.rnn_relu_cell if self.nonlinearity == "relu" else reference.rnn_tanh_cell
+
+    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
+        op = _VF.rnn_relu if self.nonlinearity == "relu" else _VF.rnn_tanh
+        out, h = op(x, state[0], weights, self.bias, num_layers, dropout, self.training, bidirectional, False)
+        return out, (h,)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.nonlinearity == "tanh" else s + ", nonlinearity='relu'"
+
+
+def layer_class(name: str) -> type[Recurrent]:
+    """'rnn' | 'lstm' | 'gru' -> the layer class (for models that take a backbone name)."""
+    classes = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+    if name not in classes:
+        raise ValueError(f"unknown recurrent cell {name!r}; expected one of {', '.join(classes)}")
+    return classes[name]
+
+
+__all__: Sequence[str] = ("GRU", "LSTM", "RNN", "Recurrent", "layer_class")
