@@ -69,7 +69,7 @@ def recurrent_weight_grad(dgates: torch.Tensor, h: torch.Tensor, h0: torch.Tenso
     dgates: (T, B, G) gradients of the pre-activations that W_hh feeds; h: (T, B, H) outputs; h0: (B, H).
     Padded positions hold zeros in both, so they add nothing.
     """
-    T, B, G = dgates.shape
+    T, _, G = dgates.shape
     dw = dgates[0].t() @ h0
     if T > 1:
         dw.addmm_(dgates[1:].reshape(-1, G).t(), h[:-1].reshape(-1, h.shape[-1]))

@@ -45,11 +45,7 @@ class GRUFunction(torch.autograd.Function):
                 break
             hp = h_prev[:b]
             rzt = torch.addmm(xw[t, :b, : 2 * H], hp, w_rz, out=rz[t, :b]).sigmoid_()
-            hnt = (
-                torch.mm(hp, w_n, out=hn[t, :b])
-                if b_hn is None
-                else torch.addmm(b_hn, hp, w_n, out=hn[t, :b])
-            )
+            hnt = torch.mm(hp, w_n, out=hn[t, :b]) if b_hn is None else torch.addmm(b_hn, hp, w_n, out=hn[t, :b])
             nt = torch.addcmul(xw[t, :b, 2 * H :], rzt[:, :H], hnt, out=n[t, :b]).tanh_()
             torch.lerp(nt, hp, rzt[:, H:], out=h[t, :b])  # n + z ⊙ (h_prev - n)
             h_prev = h[t]

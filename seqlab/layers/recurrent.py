@@ -95,12 +95,8 @@ class Recurrent(nn.Module):
                     f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, hidden_size, **factory))
                 )
                 if bias:
-                    self.register_parameter(
-                        f"bias_ih_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory))
-                    )
-                    self.register_parameter(
-                        f"bias_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory))
-                    )
+                    self.register_parameter(f"bias_ih_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory)))
+                    self.register_parameter(f"bias_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory)))
         self.reset_parameters()
 
     # ----------------------------------------------------------------------------------------------- parameters
@@ -124,10 +120,7 @@ class Recurrent(nn.Module):
     def all_weights(self) -> list[list[Tensor]]:
         """As torch.nn: per layer-direction, [weight_ih, weight_hh(, bias_ih, bias_hh)]."""
         D = 2 if self.bidirectional else 1
-        return [
-            [w for w in self._weights(k // D, k % D == 1) if w is not None]
-            for k in range(self.num_layers * D)
-        ]
+        return [[w for w in self._weights(k // D, k % D == 1) if w is not None] for k in range(self.num_layers * D)]
 
     def flatten_parameters(self) -> None:
         """Accepted for drop-in compatibility. On CPU it does nothing in torch.nn either; on GPU cuDNN then copies
@@ -156,9 +149,7 @@ class Recurrent(nn.Module):
         """The biases that can be added to x W_ih^T once for all steps."""
         return b_ih + b_hh
 
-    def _bptt(
-        self, xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None, bs, slot
-    ) -> tuple[Tensor, State]:
+    def _bptt(self, xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None, bs, slot) -> tuple[Tensor, State]:
         raise NotImplementedError
 
     def _reference_cell(self):
@@ -183,9 +174,7 @@ class Recurrent(nn.Module):
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
-                raise ValueError(
-                    f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other"
-                )
+                raise ValueError(f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other")
             x, lengths = pad_packed_sequence(input)  # (T, B, I) in the caller's row order
             batched = True
         else:
@@ -211,9 +200,7 @@ class Recurrent(nn.Module):
         name = type(self).__name__
         layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if not isinstance(input, Tensor):
-            raise ValueError(
-                f"{name}: input must be a tensor or a PackedSequence, got {type(input).__name__}"
-            )
+            raise ValueError(f"{name}: input must be a tensor or a PackedSequence, got {type(input).__name__}")
         if input.dim() not in (2, 3):
             raise ValueError(
                 f"{name}: input must be 3-D {layout} or unbatched 2-D (T, input_size), got shape {tuple(input.shape)}"
@@ -255,27 +242,23 @@ class Recurrent(nn.Module):
                     f"{name}: {label} must have shape {want} (num_layers·directions, batch, hidden), got {got}"
                 )
             if h.dtype != x.dtype or h.device != x.device:
-                raise ValueError(
-                    f"{name}: {label} is {h.dtype} on {h.device} but input is {x.dtype} on {x.device}"
-                )
+                raise ValueError(f"{name}: {label} is {h.dtype} on {h.device} but input is {x.dtype} on {x.device}")
         return tuple(h if batched else h.unsqueeze(1) for h in parts)
 
     def _check_lengths(self, lengths, T: int, B: int, batched: bool) -> Tensor:
         name = type(self).__name__
         if not batched:
-            raise ValueError(
-                f"{name}: lengths needs a batched input (3-D); an unbatched sequence has one length"
-            )
+            raise ValueError(f"{name}: lengths needs a batched input (3-D); an unbatched sequence has one length")
         lengths = torch.as_tensor(lengths)
         if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.shape != (B,):
             raise ValueError(
-                f"{name}: lengths must be {B} integers (one per sequence), got {lengths.dtype} of shape {tuple(lengths.shape)}"
+                f"{name}: lengths must be {B} integers (one per sequence), "
+                f"got {lengths.dtype} of shape {tuple(lengths.shape)}"
             )
         lengths = lengths.to("cpu", torch.int64)
-        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
-            raise ValueError(
-                f"{name}: lengths must lie in [0, {T}] (the padded length), got min {int(lengths.min())} max {int(lengths.max())}"
-            )
+        lo, hi = (int(lengths.min()), int(lengths.max())) if B else (0, 0)
+        if lo < 0 or hi > T:
+            raise ValueError(f"{name}: lengths must lie in [0, {T}] (the padded length), got min {lo} max {hi}")
         return lengths
 
     # ----------------------------------------------------------------------------------------------- the stack
@@ -340,36 +323,26 @@ class Recurrent(nn.Module):
         """Reverse each sequence within its own length: position t < len_b takes len_b - 1 - t. Its own inverse."""
         if lengths is None:
             return x.flip(0)
-        T, B = x.shape[:2]
+        T = x.shape[0]
         t = torch.arange(T).unsqueeze(1)  # (T, 1)
         idx = torch.where(t < lengths, lengths - 1 - t, t).to(x.device)  # (T, B)
         return x.gather(0, idx.unsqueeze(2).expand_as(x))
 
-    def _layer(
-        self, backend, x, state, layer, reverse, lengths, batch_sizes, order, T
-    ) -> tuple[Tensor, State]:
+    def _layer(self, backend, x, state, layer, reverse, lengths, batch_sizes, order, T) -> tuple[Tensor, State]:
         """One layer-direction over x (T', B, I) with rows sorted longest first when lengths are given."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, reverse)
         if backend == "reference":
             weights = (w_ih, w_hh, b_ih, b_hh)
             return reference.run(self._reference_cell(), x, state, weights, lengths)
         if backend == "fused":
-            return self._fused_segments(
-                x, state, [w for w in (w_ih, w_hh, b_ih, b_hh) if w is not None], batch_sizes
-            )
+            return self._fused_segments(x, state, [w for w in (w_ih, w_hh, b_ih, b_hh) if w is not None], batch_sizes)
         Tx, B, _ = x.shape
         x2 = x.reshape(Tx * B, -1)
-        xw = (
-            torch.mm(x2, w_ih.t())
-            if b_ih is None
-            else torch.addmm(self._input_bias(b_ih, b_hh), x2, w_ih.t())
-        )
+        xw = torch.mm(x2, w_ih.t()) if b_ih is None else torch.addmm(self._input_bias(b_ih, b_hh), x2, w_ih.t())
         slot = self._slot(layer, reverse, lengths, order, T)
         return self._bptt(xw.view(Tx, B, -1), state, w_hh, b_hh, batch_sizes, slot)
 
-    def _fused_segments(
-        self, x: Tensor, state: State, weights: list[Tensor], batch_sizes
-    ) -> tuple[Tensor, State]:
+    def _fused_segments(self, x: Tensor, state: State, weights: list[Tensor], batch_sizes) -> tuple[Tensor, State]:
         """The vendor kernel once per stretch of steps over which the active rows stay the same, carrying the
         state; rows that end a stretch keep their state as final. Exact, and no step is computed for padding."""
         Tx, B, _ = x.shape
@@ -392,9 +365,7 @@ class Recurrent(nn.Module):
         final = tuple(torch.cat([d[i] for d in reversed(done)] + [empty_rows[i]]) for i in range(len(state)))
         return torch.cat(pieces), final
 
-    def _slot(
-        self, layer: int, reverse: bool, lengths: Tensor | None, order: Tensor | None, T: int
-    ) -> Slot | None:
+    def _slot(self, layer: int, reverse: bool, lengths: Tensor | None, order: Tensor | None, T: int) -> Slot | None:
         if self._recording is None:
             return None
         recording, prefix = self._recording
@@ -439,9 +410,7 @@ class LSTM(Recurrent):
 
     def __init__(self, *args, proj_size: int = 0, forget_bias: float | None = None, **kwargs) -> None:
         if proj_size:
-            raise ValueError(
-                "LSTM: proj_size is not supported by seqlab; use torch.nn.LSTM for projected LSTMs"
-            )
+            raise ValueError("LSTM: proj_size is not supported by seqlab; use torch.nn.LSTM for projected LSTMs")
         self.forget_bias = forget_bias
         super().__init__(*args, **kwargs)
         if forget_bias is not None and not self.bias:
@@ -472,9 +441,7 @@ class LSTM(Recurrent):
         return reference.lstm_cell
 
     def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
-        out, h, c = _VF.lstm(
-            x, state, weights, self.bias, num_layers, dropout, self.training, bidirectional, False
-        )
+        out, h, c = _VF.lstm(x, state, weights, self.bias, num_layers, dropout, self.training, bidirectional, False)
         return out, (h, c)
 
 
@@ -496,9 +463,7 @@ class GRU(Recurrent):
         return reference.gru_cell
 
     def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
-        out, h = _VF.gru(
-            x, state[0], weights, self.bias, num_layers, dropout, self.training, bidirectional, False
-        )
+        out, h = _VF.gru(x, state[0], weights, self.bias, num_layers, dropout, self.training, bidirectional, False)
         return out, (h,)
 
 
