@@ -16,7 +16,13 @@ import torch
 
 # Backward computes the per-step factors for a chunk of steps at once: one elementwise op over K steps instead
 # of K small ones. The chunk is capped in elements so the extra memory stays small next to what forward saved.
-CHUNK_ELEMENTS = 1 << 21
+CHUNK_ELEMENTS = 1 << 20
+
+# One-pass derivative kernels: grad ⊙ y(1 - y) for y = σ(a), grad ⊙ (1 - y²) for y = tanh(a), grad ⊙ [y > 0] for
+# y = relu(a). Each replaces two or three elementwise passes and their temporaries.
+sigmoid_grad = torch.ops.aten.sigmoid_backward.grad_input
+tanh_grad = torch.ops.aten.tanh_backward.grad_input
+relu_grad = torch.ops.aten.threshold_backward.grad_input
 
 
 def active_rows(batch_sizes: Sequence[int] | None, T: int, B: int) -> tuple[tuple[int, ...], bool]:
@@ -25,6 +31,61 @@ def active_rows(batch_sizes: Sequence[int] | None, T: int, B: int) -> tuple[tupl
         return (B,) * T, True
     bs = tuple(int(b) for b in batch_sizes)
     return bs, len(bs) == T and all(b == B for b in bs)
+
+
+# Weights at least this large (elements) are prepacked for oneDNN's GEMM; see StepProduct.
+PACK_MIN_ELEMENTS = 1 << 17
+_linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+_reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
+
+
+class StepProduct:
+    """y = x W^T (+ bias) (+ add), for one weight W (N, K) used at every step of a sequence.
+
+    Per-step products are small-M GEMMs, where MKL's sgemm behind torch.addmm reached 75-130 GFLOP/s on this 2-core
+    Zen4 and oneDNN's GEMM on a weight reordered once reached 120-210: 1.1-3.1x faster once W has 2^17 elements or
+    more, and slower below that, where its ~20 µs call overhead dominates (measured, benchmarks in seqlab bench).
+    So W is reordered once per sequence when it is that large, on CPU, in float32 or bfloat16; otherwise addmm.
+    """
+
+    def __init__(self, w: torch.Tensor, rows_hint: int):
+        self.wt = w.t()
+        self.packed = None
+        if (
+            _reorder is not None
+            and torch.backends.mkldnn.is_available()
+            and w.device.type == "cpu"
+            and w.dtype in (torch.float32, torch.bfloat16)
+            and w.numel() >= PACK_MIN_ELEMENTS
+        ):
+            self.packed = _reorder(w.contiguous(), rows_hint)
+
+    def __call__(self, x, out, add=None, bias=None):
+        if self.packed is None:
+            if add is None:
+                return torch.mm(x, self.wt, out=out) if bias is None else torch.addmm(bias, x, self.wt, out=out)
+            return torch.addmm(add, x, self.wt, out=out)
+        if add is None:
+            y = _linear(x, self.packed, bias, "none", [], "")
+        else:
+            y = _linear.binary(x, add, self.packed, bias, "add")
+        return y if out is None else out.copy_(y)
+
+
+def live_steps(bs: tuple[int, ...]) -> int:
+    """Number of leading steps with at least one active row (bs is non-increasing)."""
+    return sum(1 for b in bs if b > 0)
+
+
+def rows(v: torch.Tensor, b: int, B: int) -> torch.Tensor:
+    """The first b rows of v; v itself when that is all of it (a view costs about a microsecond per step)."""
+    return v if b == B else v[:b]
+
+
+def seed_rows(G: torch.Tensor, dh_n: torch.Tensor, dy_t: torch.Tensor, lo: int, hi: int) -> None:
+    """Rows [lo, hi) meet their last step here: their gradient starts as ∂L/∂h_n + ∂L/∂y_t."""
+    if hi > lo:
+        torch.add(dh_n[lo:hi], dy_t[lo:hi], out=G[lo:hi])
 
 
 def alloc(full: bool):

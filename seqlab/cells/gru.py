@@ -20,7 +20,20 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from ._steps import active_rows, alloc, final_state, previous, recurrent_weight_grad, reverse_chunks
+from ._steps import (
+    StepProduct,
+    active_rows,
+    alloc,
+    final_state,
+    live_steps,
+    previous,
+    recurrent_weight_grad,
+    reverse_chunks,
+    rows,
+    seed_rows,
+    sigmoid_grad,
+    tanh_grad,
+)
 
 
 class GRUFunction(torch.autograd.Function):
@@ -33,22 +46,23 @@ class GRUFunction(torch.autograd.Function):
         bs, full = active_rows(batch_sizes, T, B)
         new = alloc(full)
         like = {"dtype": xw.dtype, "device": xw.device}
-        rz = new(T, B, 2 * H, **like)
+        rz = new(T, B, 2 * H, **like)  # σ of the r and z pre-activations, side by side: one addmm writes both
         n = new(T, B, H, **like)
         hn = new(T, B, H, **like)  # W_hn h_{t-1} + b_hn
         h = new(T, B, H, **like)
-        w_rz, w_n = w_hh[: 2 * H].t(), w_hh[2 * H :].t()
+        step_rz, step_n = StepProduct(w_hh[: 2 * H], B), StepProduct(w_hh[2 * H :], B)
+        x_rz, x_n = xw[..., : 2 * H].unbind(0), xw[..., 2 * H :].unbind(0)
+        rzs, rs, zs = rz.unbind(0), rz[..., :H].unbind(0), rz[..., H:].unbind(0)
+        ns, hns, hs = n.unbind(0), hn.unbind(0), h.unbind(0)
         h_prev = h0
-        for t in range(T):
+        for t in range(live_steps(bs)):
             b = bs[t]
-            if b == 0:
-                break
-            hp = h_prev[:b]
-            rzt = torch.addmm(xw[t, :b, : 2 * H], hp, w_rz, out=rz[t, :b]).sigmoid_()
-            hnt = torch.mm(hp, w_n, out=hn[t, :b]) if b_hn is None else torch.addmm(b_hn, hp, w_n, out=hn[t, :b])
-            nt = torch.addcmul(xw[t, :b, 2 * H :], rzt[:, :H], hnt, out=n[t, :b]).tanh_()
-            torch.lerp(nt, hp, rzt[:, H:], out=h[t, :b])  # n + z ⊙ (h_prev - n)
-            h_prev = h[t]
+            hp = rows(h_prev, b, B)
+            step_rz(hp, rows(rzs[t], b, B), add=rows(x_rz[t], b, B)).sigmoid_()
+            hnt = step_n(hp, rows(hns[t], b, B), bias=b_hn)
+            nt = torch.addcmul(rows(x_n[t], b, B), rows(rs[t], b, B), hnt, out=rows(ns[t], b, B)).tanh_()
+            torch.lerp(nt, hp, rows(zs[t], b, B), out=rows(hs[t], b, B))  # n + z ⊙ (h_prev - n)
+            h_prev = hs[t]
         ctx.save_for_backward(rz, n, hn, h, h0, w_hh)
         ctx.bs, ctx.full, ctx.slot, ctx.has_bias = bs, full, slot, b_hn is not None
         if slot is not None:
@@ -58,48 +72,58 @@ class GRUFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        """Reverse of forward. With ∂h_t = dy_t + (gradient arriving from step t+1):
+        """G_t = ∂L/∂h_t, through the output and through time. With A_t = (1 - z_t)(1 - n_t²):
 
-        da_n  = ∂h_t ⊙ (1 - z_t)(1 - n_t²)                 = ∂h_t ⊙ A_t
-        da_z  = ∂h_t ⊙ (h_{t-1} - n_t) z_t (1 - z_t)
-        da_r  = da_n ⊙ (W_hn h_{t-1} + b_hn) r_t (1 - r_t)
-        d(W_hn h + b_hn) = da_n ⊙ r_t
-        ∂h_{t-1} = ∂h_t ⊙ z_t + W_hh^T [da_r, da_z, da_n ⊙ r_t]
-        All four are ∂h_t times factors of the saved forward, computed for a chunk of steps at once, so each step
-        is four small ops. The input-side da_n and ∂W_hh are products over all steps after the loop.
+        da_n  = G_t ⊙ A_t                                    (n pre-activation, input side)
+        da_z  = G_t ⊙ (h_{t-1} - n_t) z_t (1 - z_t)
+        da_r  = G_t ⊙ A_t (W_hn h_{t-1} + b_hn) r_t (1 - r_t)
+        d(W_hn h + b_hn) = G_t ⊙ A_t r_t
+        G_{t-1} = dy_{t-1} + G_t ⊙ z_t + W_hh^T [da_r, da_z, d(W_hn h + b_hn)]
+        The last three are G_t times factors of the saved forward, computed for a chunk of steps at once, so each
+        step is three ops: one broadcast multiply, one addcmul, one addmm. ∂W_hh is one product after the loop.
         """
         rz, n, hn, h, h0, w_hh = ctx.saved_tensors
         bs, slot = ctx.bs, ctx.slot
         T, B, H = h.shape
         like = {"dtype": h.dtype, "device": h.device}
-        dgh = alloc(ctx.full)(T, B, 3 * H, **like)  # [da_r, da_z, d(W_hn h + b_hn)]; becomes ∂L/∂xw below
-        dh_all = torch.zeros(T, B, H, **like)  # ∂L/∂h_t
-        dh = dh_n.clone()
-        for t0, t1 in reverse_chunks(T, B * 4 * H):
-            rows = bs[t0]
-            if rows == 0:
-                continue
-            r, z = rz[t0:t1, :rows].chunk(2, 2)
-            nk = n[t0:t1, :rows]
-            A = (1 - z) * (1 - nk * nk)
-            K = torch.empty(t1 - t0, rows, 3, H, **like)
-            torch.mul(A * hn[t0:t1, :rows], r * (1 - r), out=K[:, :, 0])
-            torch.mul(previous(h, h0, t0, t1, rows) - nk, z * (1 - z), out=K[:, :, 1])
+        # Per step, one broadcast multiply of G_t writes all four blocks [da_r, da_z, d(W_hn h + b_hn), da_n]; the
+        # first three are what W_hh saw, and r, z, n are what W_ih saw.
+        d4 = alloc(ctx.full)(T, B, 4, H, **like)
+        dh0 = dh_n.clone()
+        dh_rec = torch.zeros(T, B, H, **like) if slot is not None else None
+        Gs = dh_rec.unbind(0) if slot is not None else (torch.empty(B, H, **like),) * T
+        d4s, dghs, dys, zs = (
+            d4.unbind(0),
+            d4[:, :, :3].reshape(T, B, 3 * H).unbind(0),
+            dy.unbind(0),
+            rz[..., H:].unbind(0),
+        )
+        tmp = torch.empty(B, H, **like)
+        back = StepProduct(w_hh.t(), B)  # [da_r, da_z, d(W_hn h + b_hn)] W_hh
+        n_live = live_steps(bs)
+        if n_live:
+            seed_rows(Gs[n_live - 1], dh_n, dys[n_live - 1], 0, bs[n_live - 1])
+        for t0, t1 in reverse_chunks(n_live, B * 6 * H):
+            m = bs[t0]
+            r, z, nk = rz[t0:t1, :m, :H], rz[t0:t1, :m, H:], n[t0:t1, :m]
+            K = torch.empty(t1 - t0, m, 4, H, **like)
+            A = tanh_grad(1 - z, nk, grad_input=K[:, :, 3])  # (1 - z)(1 - n²)
+            sigmoid_grad(A * hn[t0:t1, :m], r, grad_input=K[:, :, 0])
+            sigmoid_grad(previous(h, h0, t0, t1, m) - nk, z, grad_input=K[:, :, 1])
             torch.mul(A, r, out=K[:, :, 2])
-            del A
             for t in range(t1 - 1, t0 - 1, -1):
-                b, k = bs[t], t - t0
-                if b == 0:
-                    continue
-                dht = torch.add(dh[:b], dy[t, :b], out=dh_all[t, :b])
-                d = dgh[t, :b]
-                torch.mul(dht.unsqueeze(1), K[k, :b], out=d.view(b, 3, H))
-                torch.addmm(dht * z[k, :b], d, w_hh, out=dh[:b])
-        dw_hh = recurrent_weight_grad(dgh, h, h0)
-        db_hn = dgh[..., 2 * H :].sum((0, 1)) if ctx.has_bias else None
-        for t0, t1 in reverse_chunks(T, B * H):  # the n block of ∂L/∂xw is da_n, not da_n ⊙ r
-            z, nk = rz[t0:t1, :, H:], n[t0:t1]
-            torch.mul(dh_all[t0:t1], (1 - z) * (1 - nk * nk), out=dgh[t0:t1, :, 2 * H :])
+                b = bs[t]
+                G = rows(Gs[t], b, B)
+                torch.mul(G.unsqueeze(1), rows(K[t - t0], b, m), out=rows(d4s[t], b, B))
+                if t == 0:
+                    back(rows(dghs[0], b, B), rows(dh0, b, B), add=G * rows(zs[0], b, B))
+                    break
+                dyz = torch.addcmul(rows(dys[t - 1], b, B), G, rows(zs[t], b, B), out=rows(tmp, b, B))
+                back(rows(dghs[t], b, B), rows(Gs[t - 1], b, B), add=dyz)
+                seed_rows(Gs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+        dw_hh = recurrent_weight_grad(d4[:, :, :3].reshape(T, B, 3 * H), h, h0)
+        db_hn = d4[:, :, 2].sum((0, 1)) if ctx.has_bias else None
+        d4[:, :, 2] = d4[:, :, 3]  # the input side of the n block takes da_n, not da_n ⊙ r
         if slot is not None:
-            slot.keep_grad(dh_all)
-        return dgh, dh, dw_hh, db_hn, None, None
+            slot.keep_grad(dh_rec)
+        return d4[:, :, :3].reshape(T, B, 3 * H), dh0, dw_hh, db_hn, None, None

@@ -23,7 +23,20 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from ._steps import active_rows, alloc, final_state, previous, recurrent_weight_grad, reverse_chunks
+from ._steps import (
+    StepProduct,
+    active_rows,
+    alloc,
+    final_state,
+    live_steps,
+    previous,
+    recurrent_weight_grad,
+    reverse_chunks,
+    rows,
+    seed_rows,
+    sigmoid_grad,
+    tanh_grad,
+)
 
 
 class LSTMFunction(torch.autograd.Function):
@@ -39,24 +52,23 @@ class LSTMFunction(torch.autograd.Function):
         H = G // 4
         bs, full = active_rows(batch_sizes, T, B)
         new = alloc(full)
-        gates = new(T, B, G, dtype=xw.dtype, device=xw.device)  # activated i, f, g, o
-        c = new(T, B, H, dtype=xw.dtype, device=xw.device)
-        h = new(T, B, H, dtype=xw.dtype, device=xw.device)
-        w_t = w_hh.t()
+        like = {"dtype": xw.dtype, "device": xw.device}
+        gates = new(T, B, G, **like)  # activated i, f, g, o
+        c = new(T, B, H, **like)
+        h = new(T, B, H, **like)
+        step = StepProduct(w_hh, B)  # h_{t-1} W_hh^T
+        xs, gs, cs, hs = xw.unbind(0), gates.unbind(0), c.unbind(0), h.unbind(0)
         h_prev, c_prev = h0, c0
-        for t in range(T):
+        for t in range(live_steps(bs)):
             b = bs[t]
-            if b == 0:
-                break
-            a = gates[t, :b]
-            torch.addmm(xw[t, :b], h_prev[:b], w_t, out=a)
-            a[:, : 2 * H].sigmoid_()  # i, f
-            a[:, 2 * H : 3 * H].tanh_()  # g
-            a[:, 3 * H :].sigmoid_()  # o
+            a = step(rows(h_prev, b, B), rows(gs[t], b, B), add=rows(xs[t], b, B))
             i, f, g, o = a.chunk(4, 1)
-            ct = torch.mul(f, c_prev[:b], out=c[t, :b]).addcmul_(i, g)
-            torch.mul(o, ct.tanh(), out=h[t, :b])
-            h_prev, c_prev = h[t], c[t]
+            a[:, : 2 * H].sigmoid_()  # i, f
+            g.tanh_()
+            o.sigmoid_()
+            ct = torch.mul(f, rows(c_prev, b, B), out=rows(cs[t], b, B)).addcmul_(i, g)
+            torch.mul(o, ct.tanh(), out=rows(hs[t], b, B))
+            h_prev, c_prev = hs[t], cs[t]
         ctx.save_for_backward(gates, c, h, h0, c0, w_hh)
         ctx.bs, ctx.full, ctx.slot = bs, full, slot
         if slot is not None:
@@ -67,49 +79,55 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n, dc_n):
-        """Reverse of forward, step by step. With da the gradient of the gate pre-activations:
+        """Reverse of forward, step by step. With G_t = ∂L/∂h_t and da the gradient of the gate pre-activations:
 
-        ∂h_t   = dy_t + W_hh^T da_{t+1}                     (dy: gradient arriving at the output h_t)
-        ∂c_t   = ∂c_{t+1} ⊙ f_{t+1} + ∂h_t ⊙ o_t (1 - tanh² c_t)
-        da_i   = ∂c_t ⊙ g_t i_t (1 - i_t)      da_f = ∂c_t ⊙ c_{t-1} f_t (1 - f_t)
-        da_g   = ∂c_t ⊙ i_t (1 - g_t²)         da_o = ∂h_t ⊙ tanh(c_t) o_t (1 - o_t)
-        The factors multiplying ∂c_t and ∂h_t depend only on the saved forward, so they are computed for a chunk
-        of steps at once; each step is then six small ops. ∂W_hh is one product over all steps at the end.
+        ∂c_t    = ∂c_{t+1} ⊙ f_{t+1} + G_t ⊙ o_t (1 - tanh² c_t)
+        da_i    = ∂c_t ⊙ g_t i_t (1 - i_t)      da_f = ∂c_t ⊙ c_{t-1} f_t (1 - f_t)
+        da_g    = ∂c_t ⊙ i_t (1 - g_t²)         da_o = G_t ⊙ tanh(c_t) o_t (1 - o_t)
+        G_{t-1} = dy_{t-1} + W_hh^T da_t
+        The factors multiplying ∂c_t and G_t depend only on the saved forward, so they are computed for a chunk of
+        steps at once with one-pass derivative kernels; each step is then five ops. ∂W_hh is one product at the end.
         """
         gates, c, h, h0, c0, w_hh = ctx.saved_tensors
         bs, slot = ctx.bs, ctx.slot
-        T, B, G = gates.shape
-        H = G // 4
+        T, B, G4 = gates.shape
+        H = G4 // 4
         like = {"dtype": gates.dtype, "device": gates.device}
-        dgates = alloc(ctx.full)(T, B, G, **like)  # = ∂L/∂xw, returned
-        dh, dc = dh_n.clone(), dc_n.clone()  # rows not reached yet hold the gradient of their final state
+        dgates = alloc(ctx.full)(T, B, 4, H, **like)  # = ∂L/∂xw, returned
+        dh0, dc = dh_n.clone(), dc_n.clone()  # rows not reached yet hold the gradient of their final state
         dh_rec = torch.zeros(T, B, H, **like) if slot is not None else None
-        scratch = torch.empty(B, H, **like) if slot is None else None
-        for t0, t1 in reverse_chunks(T, B * 5 * H):
-            rows = bs[t0]
-            if rows == 0:
-                continue
-            i, f, g, o = gates[t0:t1, :rows].chunk(4, 2)  # (K, rows, H) each
-            tc = c[t0:t1, :rows].tanh()
-            P = o * (1 - tc * tc)  # ∂c_t += ∂h_t ⊙ P_t
-            Q = torch.empty(t1 - t0, rows, 4, H, **like)  # da = [∂c, ∂c, ∂c, ∂h] ⊙ Q
-            torch.mul(g, i * (1 - i), out=Q[:, :, 0])
-            torch.mul(previous(c, c0, t0, t1, rows), f * (1 - f), out=Q[:, :, 1])
-            torch.mul(i, 1 - g * g, out=Q[:, :, 2])
-            torch.mul(tc, o * (1 - o), out=Q[:, :, 3])
+        Gs = dh_rec.unbind(0) if slot is not None else (torch.empty(B, H, **like),) * T
+        das, dys, fs = dgates.view(T, B, G4).unbind(0), dy.unbind(0), gates[..., H : 2 * H].unbind(0)
+        back = StepProduct(w_hh.t(), B)  # da_t W_hh
+        n_live = live_steps(bs)
+        if n_live:
+            seed_rows(Gs[n_live - 1], dh_n, dys[n_live - 1], 0, bs[n_live - 1])
+        for t0, t1 in reverse_chunks(n_live, B * 5 * H):
+            m = bs[t0]
+            i, f, g, o = gates[t0:t1, :m].chunk(4, 2)  # (K, m, H) each
+            tc = c[t0:t1, :m].tanh()
+            P = tanh_grad(o, tc, grad_input=torch.empty_like(tc))  # ∂c_t += G_t ⊙ P_t
+            Q = torch.empty(t1 - t0, m, 4, H, **like)  # da = [∂c, ∂c, ∂c, G] ⊙ Q
+            sigmoid_grad(g, i, grad_input=Q[:, :, 0])
+            sigmoid_grad(previous(c, c0, t0, t1, m), f, grad_input=Q[:, :, 1])
+            tanh_grad(i, g, grad_input=Q[:, :, 2])
+            sigmoid_grad(tc, o, grad_input=Q[:, :, 3])
             del tc
             for t in range(t1 - 1, t0 - 1, -1):
                 b, k = bs[t], t - t0
-                if b == 0:
-                    continue
-                dht = torch.add(dh[:b], dy[t, :b], out=(dh_rec[t] if slot is not None else scratch)[:b])
-                dct = dc[:b].addcmul_(dht, P[k, :b])
-                da = dgates[t, :b]
-                da4 = da.view(b, 4, H)
-                torch.mul(dct.unsqueeze(1), Q[k, :b, :3], out=da4[:, :3])
-                torch.mul(dht, Q[k, :b, 3], out=da4[:, 3])
-                dct.mul_(f[k, :b])  # ∂c_{t-1}
-                torch.mm(da, w_hh, out=dh[:b])  # ∂h_{t-1} through the recurrence
+                Gt = rows(Gs[t], b, B)
+                dct = rows(dc, b, B).addcmul_(Gt, rows(P[k], b, m))
+                da4 = rows(dgates[t], b, B)
+                Qk = rows(Q[k], b, m)
+                torch.mul(dct.unsqueeze(1), Qk[:, :3], out=da4[:, :3])
+                torch.mul(Gt, Qk[:, 3], out=da4[:, 3])
+                dct.mul_(rows(fs[t], b, B))  # ∂c_{t-1}
+                if t == 0:
+                    back(rows(das[0], b, B), rows(dh0, b, B))
+                    break
+                back(rows(das[t], b, B), rows(Gs[t - 1], b, B), add=rows(dys[t - 1], b, B))
+                seed_rows(Gs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_rec)
-        return dgates, dh, dc, recurrent_weight_grad(dgates, h, h0), None, None
+        dgates = dgates.view(T, B, G4)
+        return dgates, dh0, dc, recurrent_weight_grad(dgates, h, h0), None, None

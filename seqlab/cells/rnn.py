@@ -15,7 +15,18 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from ._steps import active_rows, alloc, final_state, recurrent_weight_grad, reverse_chunks
+from ._steps import (
+    StepProduct,
+    active_rows,
+    alloc,
+    final_state,
+    live_steps,
+    recurrent_weight_grad,
+    relu_grad,
+    rows,
+    seed_rows,
+    tanh_grad,
+)
 
 
 class RNNFunction(torch.autograd.Function):
@@ -26,15 +37,14 @@ class RNNFunction(torch.autograd.Function):
         T, B, H = xw.shape
         bs, full = active_rows(batch_sizes, T, B)
         h = alloc(full)(T, B, H, dtype=xw.dtype, device=xw.device)
-        w_t = w_hh.t()
+        xs, hs = xw.unbind(0), h.unbind(0)  # per-step views, made once
+        act = torch.Tensor.relu_ if relu else torch.Tensor.tanh_
+        step = StepProduct(w_hh, B)  # h_{t-1} W_hh^T
         h_prev = h0
-        for t in range(T):
+        for t in range(live_steps(bs)):
             b = bs[t]
-            if b == 0:
-                break
-            a = torch.addmm(xw[t, :b], h_prev[:b], w_t, out=h[t, :b])
-            a.relu_() if relu else a.tanh_()
-            h_prev = h[t]
+            act(step(rows(h_prev, b, B), rows(hs[t], b, B), add=rows(xs[t], b, B)))
+            h_prev = hs[t]
         ctx.save_for_backward(h, h0, w_hh)
         ctx.bs, ctx.full, ctx.slot, ctx.relu = bs, full, slot, relu
         if slot is not None:
@@ -44,27 +54,37 @@ class RNNFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        """∂h_t = dy_t + W_hh^T da_{t+1};  da_t = ∂h_t ⊙ φ'_t, with φ' = 1 - h² (tanh) or [h > 0] (relu)."""
+        """G_t = ∂L/∂h_t, through the output and through time:
+
+        da_t    = G_t ⊙ φ'_t,  φ' = 1 - h² (tanh) or [h > 0] (relu)     (one fused kernel)
+        G_{t-1} = dy_{t-1} + W_hh^T da_t                                 (one addmm)
+        """
         h, h0, w_hh = ctx.saved_tensors
         bs, slot = ctx.bs, ctx.slot
         T, B, H = h.shape
         like = {"dtype": h.dtype, "device": h.device}
         da = alloc(ctx.full)(T, B, H, **like)  # = ∂L/∂xw, returned
-        dh = dh_n.clone()
+        dh0 = dh_n.clone()  # rows of length 0 pass their final gradient straight to h0
         dh_rec = torch.zeros(T, B, H, **like) if slot is not None else None
-        scratch = torch.empty(B, H, **like) if slot is None else None
-        for t0, t1 in reverse_chunks(T, B * H):
-            rows = bs[t0]
-            if rows == 0:
-                continue
-            hk = h[t0:t1, :rows]
-            D = (hk > 0).to(hk.dtype) if ctx.relu else 1 - hk * hk
-            for t in range(t1 - 1, t0 - 1, -1):
-                b = bs[t]
-                if b == 0:
-                    continue
-                dht = torch.add(dh[:b], dy[t, :b], out=(dh_rec[t] if slot is not None else scratch)[:b])
-                torch.mm(torch.mul(dht, D[t - t0, :b], out=da[t, :b]), w_hh, out=dh[:b])
+        Gs = dh_rec.unbind(0) if slot is not None else (torch.empty(B, H, **like),) * T
+        das, dys, hs = da.unbind(0), dy.unbind(0), h.unbind(0)
+        grad = (
+            (lambda g, y, out: relu_grad(g, y, 0, grad_input=out))
+            if ctx.relu
+            else (lambda g, y, out: tanh_grad(g, y, grad_input=out))
+        )
+        back = StepProduct(w_hh.t(), B)  # da_t W_hh
+        n = live_steps(bs)
+        if n:
+            seed_rows(Gs[n - 1], dh_n, dys[n - 1], 0, bs[n - 1])
+        for t in range(n - 1, -1, -1):
+            b = bs[t]
+            a = grad(rows(Gs[t], b, B), rows(hs[t], b, B), rows(das[t], b, B))
+            if t == 0:
+                back(a, rows(dh0, b, B))
+                break
+            back(a, rows(Gs[t - 1], b, B), add=rows(dys[t - 1], b, B))
+            seed_rows(Gs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_rec)
-        return da, dh, recurrent_weight_grad(da, h, h0), None, None, None
+        return da, dh0, recurrent_weight_grad(da, h, h0), None, None, None
