@@ -127,22 +127,29 @@ class Recurrent(nn.Module):
         the weights into one buffer per call instead of once."""
 
     # ----------------------------------------------------------------------------------------------- backends
-    def _auto_backend(self, device: torch.device, dtype: torch.dtype) -> str:
-        """The fastest backend for this cell on this device and dtype; see ``effective_backend``."""
-        return "fused" if device.type == "cuda" else "bptt"
+    def _auto_backend(self, device: torch.device, dtype: torch.dtype, grad: bool) -> str:
+        """GRU and RNN have no fused CPU kernel in PyTorch: with gradients our backward is the fast path (2-3x at
+        batch 1, measured by ``seqlab bench``). Without gradients PyTorch's forward is as fast as ours and saves
+        nothing, so inference takes it; so does everything on GPU, where it is cuDNN."""
+        return "bptt" if grad and device.type == "cpu" else "fused"
 
-    def _resolve_backend(self, device: torch.device, dtype: torch.dtype) -> str:
+    def _resolve_backend(self, device: torch.device, dtype: torch.dtype, grad: bool) -> str:
         if self._recording is not None:
             return "bptt"
         if self.backend != "auto":
             return self.backend
-        return self._auto_backend(device, dtype)
+        return self._auto_backend(device, dtype, grad)
+
+    def _needs_grad(self, x: Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
     @property
     def effective_backend(self) -> str:
-        """The backend a call runs on with the parameters' current device and dtype (``auto`` resolved)."""
+        """The backend a call made here and now runs on (``auto`` resolved): it depends on the parameters'
+        device and dtype, and on whether autograd records (torch.is_grad_enabled() and trainable parameters)."""
         p = self.weight_hh_l0
-        return self._resolve_backend(p.device, p.dtype)
+        grad = torch.is_grad_enabled() and any(q.requires_grad for q in self.parameters())
+        return self._resolve_backend(p.device, p.dtype, grad)
 
     # ----------------------------------------------------------------------------------------------- the cell
     def _input_bias(self, b_ih: Tensor, b_hh: Tensor) -> Tensor:
@@ -265,7 +272,7 @@ class Recurrent(nn.Module):
     def _run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
         """x (T, B, I) time-major, state tuple of (L·D, B, H) -> output (T, B, D·H), final state tuple."""
         T, B, _ = x.shape
-        backend = self._resolve_backend(x.device, x.dtype)
+        backend = self._resolve_backend(x.device, x.dtype, self._needs_grad(x))
         if lengths is not None and bool((lengths == T).all()):
             lengths = None
         if backend == "fused" and lengths is None:
@@ -427,8 +434,9 @@ class LSTM(Recurrent):
                     elif name.startswith("bias_hh"):
                         p[H : 2 * H] = 0.0
 
-    def _auto_backend(self, device, dtype) -> str:
-        # oneDNN's fused LSTM is the fastest CPU path for float32 and bfloat16; it has no float64 kernel.
+    def _auto_backend(self, device, dtype, grad) -> str:
+        # oneDNN's fused LSTM is the fastest CPU path for float32 and bfloat16, with or without gradients (and with
+        # lengths, run per stretch of equal active rows); it has no float64 kernel.
         if device.type == "cuda" or dtype in (torch.float32, torch.bfloat16):
             return "fused"
         return "bptt"

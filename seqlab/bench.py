@@ -1,0 +1,253 @@
+"""Speed and memory of seqlab's recurrent layers against torch.nn, measured in the same process.
+
+Every case times its variants alternately (torch.nn, then each seqlab backend, then again), after warm-up, and
+reports medians, so a noisy shared machine moves all of them together and the ratios hold. Ratio > 1 means faster
+than torch.nn. GFLOP/s counts the matrix products only: 2·T·B·G·H·(I + H) forward, three times that for training.
+Saved-for-backward bytes are what autograd keeps between forward and backward (unique storages, parameters
+excluded), read through torch.autograd.graph.saved_tensors_hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .layers import GRU, LSTM, RNN
+
+CELLS = {"lstm": (LSTM, nn.LSTM, 4), "gru": (GRU, nn.GRU, 3), "rnn": (RNN, nn.RNN, 1)}
+# (B, T, I, H), from the issue: small and large batches, long sequences at batch 1, a wide hidden layer.
+SHAPES = [(32, 100, 64, 128), (64, 100, 256, 256), (32, 200, 512, 512), (1, 1000, 64, 128), (128, 50, 128, 1024)]
+QUICK_SHAPES = [(32, 100, 64, 128), (1, 1000, 64, 128)]
+# torch.nn's packed path takes ~40 s per training step on the full variable-length case, so --quick scales it down.
+MEMORY_SHAPE = (32, 1000, 128, 512)
+VARLEN = {"B": 64, "min": 100, "max": 1344, "I": 64, "H": 128}
+QUICK_VARLEN = {"B": 16, "min": 25, "max": 336, "I": 64, "H": 128}
+
+
+@dataclass
+class Row:
+    case: str  # e.g. "lstm 32x100x64x128"
+    mode: str  # train | infer | saved
+    variant: str  # torch.nn | fused | bptt | reference
+    ms: float | None
+    ratio: float | None  # torch.nn time / this time
+    gflops: float | None
+    saved_mb: float | None = None
+    auto: bool = False  # the backend that backend="auto" picks here
+    max_abs_diff: float | None = None  # against torch.nn's output, where checked
+
+
+def median_ms(fns: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
+    """Alternate the variants so drift in machine speed hits all of them alike; median of each."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+def saved_bytes(fn: Callable[[], object], exclude: list[torch.Tensor]) -> int:
+    """Bytes autograd saves for backward while ``fn`` runs a forward (unique storages, ``exclude`` left out)."""
+    seen = {t.untyped_storage().data_ptr() for t in exclude}
+    total = 0
+
+    def pack(t: torch.Tensor):
+        nonlocal total
+        if t.layout == torch.strided:
+            s = t.untyped_storage()
+            if s.data_ptr() not in seen:
+                seen.add(s.data_ptr())
+                total += s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return total
+
+
+def _pair(cell: str, I: int, H: int, backend: str) -> tuple[nn.Module, nn.Module]:
+    ours_cls, torch_cls, _ = CELLS[cell]
+    ref = torch_cls(I, H)
+    ours = ours_cls(I, H, backend=backend)
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def _flops(cell: str, B: int, T: int, I: int, H: int, tokens: int | None = None) -> float:
+    G = CELLS[cell][2]
+    return 2.0 * (tokens if tokens is not None else B * T) * G * H * (I + H)
+
+
+def bench_shape(cell: str, shape, backends: list[str], repeats: int, warmup: int) -> list[Row]:
+    B, T, I, H = shape
+    torch.manual_seed(0)
+    x = torch.randn(T, B, I)
+    ref = CELLS[cell][1](I, H)
+    variants: dict[str, nn.Module] = {"torch.nn": ref}
+    for backend in backends:
+        m = CELLS[cell][0](I, H, backend=backend)
+        m.load_state_dict(ref.state_dict())
+        variants[backend] = m
+    name = f"{cell} {B}x{T}x{I}x{H}"
+    rows = []
+    for mode in ("train", "infer"):
+        with torch.set_grad_enabled(mode == "train"):
+            auto = CELLS[cell][0](I, H).effective_backend  # what backend="auto" would run here
+        if mode == "train":
+            xg = x.clone().requires_grad_()
+
+            def step(m, xg=xg):
+                y, _ = m(xg)
+                y.sum().backward()
+
+        else:
+
+            def step(m):
+                with torch.no_grad():
+                    m(x)
+
+        fns = {k: (lambda m=m: step(m)) for k, m in variants.items()}
+        ms = median_ms(fns, repeats, warmup)
+        flops = _flops(cell, B, T, I, H) * (3 if mode == "train" else 1)
+        for k, v in ms.items():
+            rows.append(Row(name, mode, k, v, ms["torch.nn"] / v, flops / v / 1e6, auto=k == auto))
+    return rows
+
+
+def bench_memory(backends: list[str]) -> list[Row]:
+    """Saved-for-backward bytes of one LSTM training forward at MEMORY_SHAPE."""
+    B, T, I, H = MEMORY_SHAPE
+    torch.manual_seed(0)
+    x = torch.randn(T, B, I, requires_grad=True)
+    ref = nn.LSTM(I, H)
+    rows = []
+    base = None
+    for variant in ["torch.nn", *backends]:
+        if variant == "torch.nn":
+            m = ref
+        else:
+            m = LSTM(I, H, backend=variant)
+            m.load_state_dict(ref.state_dict())
+        nbytes = saved_bytes(lambda m=m: m(x)[0], [x, *m.parameters()])
+        base = nbytes if base is None else base
+        rows.append(Row(f"lstm {B}x{T}x{I}x{H}", "saved", variant, None, base / nbytes, None, nbytes / 2**20))
+    return rows
+
+
+def bench_varlen(v: dict, backends: list[str], repeats: int, warmup: int) -> list[Row]:
+    """v["B"] sequences of lengths spread evenly over v["min"]..v["max"], in random order: seqlab with lengths=
+    against torch.nn with PackedSequence, training. Also checks that both give the same output."""
+    B, I, H = v["B"], v["I"], v["H"]
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.linspace(v["min"], v["max"], B).round().long()[torch.randperm(B, generator=g)]
+    T = int(lengths.max())
+    x = torch.randn(T, B, I, generator=g)
+    ref = nn.LSTM(I, H)
+    name = f"lstm varlen {B}x{v['min']}-{v['max']}x{I}x{H}"
+    with torch.no_grad():
+        want = pad_packed_sequence(ref(pack_padded_sequence(x, lengths, enforce_sorted=False))[0], total_length=T)[0]
+    xg = x.clone().requires_grad_()
+
+    def torch_step():
+        y, _ = ref(pack_padded_sequence(xg, lengths, enforce_sorted=False))
+        y.data.sum().backward()
+
+    fns: dict[str, Callable[[], object]] = {"torch.nn": torch_step}
+    diffs = {"torch.nn": 0.0}
+    for backend in backends:
+        m = LSTM(I, H, backend=backend)
+        m.load_state_dict(ref.state_dict())
+        with torch.no_grad():
+            diffs[backend] = float((m(x, lengths=lengths)[0] - want).abs().max())
+
+        def step(m=m):
+            y, _ = m(xg, lengths=lengths)
+            y.sum().backward()
+
+        fns[backend] = step
+    ms = median_ms(fns, repeats, warmup)
+    flops = 3 * _flops("lstm", B, T, I, H, tokens=int(lengths.sum()))
+    auto = LSTM(I, H).effective_backend
+    return [
+        Row(name, "train", k, t, ms["torch.nn"] / t, flops / t / 1e6, None, k == auto, diffs[k]) for k, t in ms.items()
+    ]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def run(quick: bool, cells: list[str], backends: list[str], repeats: int | None, log=print) -> dict:
+    """Run the benchmark; returns {"machine", "rows"} and logs each case as it finishes."""
+    repeats = repeats or 7  # on a shared machine fewer repeats let noise move a ratio by 10%
+    warmup = 2
+    rows: list[Row] = []
+    for shape in QUICK_SHAPES if quick else SHAPES:
+        for cell in cells:
+            new = bench_shape(cell, shape, backends, repeats, warmup)
+            rows += new
+            log(format_rows(new, header=not rows[: -len(new)]))
+    if "lstm" in cells:
+        varlen = bench_varlen(QUICK_VARLEN if quick else VARLEN, backends, min(repeats, 3), 1)
+        for new in (varlen, [] if quick else bench_memory(backends)):
+            rows += new
+            if new:
+                log(format_rows(new, header=False))
+    return {"machine": machine(), "rows": [asdict(r) for r in rows]}
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_rows(rows: list[Row], header: bool = True) -> str:
+    lines = []
+    if header:
+        lines.append(
+            f"{'case':<36} {'mode':<5} {'variant':<14} {'ms':>9} {'vs torch':>8} {'GFLOP/s':>8} {'saved MB':>8}"
+        )
+    for r in rows:
+        variant = r.variant + (" (auto)" if r.auto else "")
+        extra = "" if r.max_abs_diff is None else f"  max|Δ| {r.max_abs_diff:.1e}"
+        lines.append(
+            f"{r.case:<36} {r.mode:<5} {variant:<14} {_fmt(r.ms, '9.2f')} {_fmt(r.ratio, '7.2f')}x "
+            f"{_fmt(r.gflops, '8.1f')} {_fmt(r.saved_mb, '8.0f')}{extra}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str, force: bool) -> None:
+    """Atomic write; an existing file is replaced only with force."""
+    if os.path.exists(path) and not force:
+        raise FileExistsError(f"{path} exists; pass --force to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bench-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
