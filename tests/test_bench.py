@@ -1,0 +1,63 @@
+"""The benchmark's measuring tools, and the memory property the bptt backend promises."""
+
+import json
+
+import pytest
+import torch
+
+import seqlab
+from seqlab import bench
+from seqlab.cli import main
+
+
+@pytest.mark.parametrize("shape", [(8, 50, 16, 32), (3, 17, 5, 8)])
+def test_bptt_lstm_saves_exactly_gates_and_states(shape):
+    """Saved for backward: activated gates (4H), c and h per step, and the initial state (h0 and c0 share one
+    zero tensor); x and the weights are the caller's. torch.nn.LSTM's oneDNN workspace is more than twice that."""
+    B, T, I, H = shape
+    x = torch.randn(T, B, I, requires_grad=True)
+    ours = seqlab.LSTM(I, H, backend="bptt")
+    theirs = torch.nn.LSTM(I, H)
+    got = bench.saved_bytes(lambda: ours(x)[0], [x, *ours.parameters()])
+    assert got == 4 * (T * B * 6 * H + B * H)
+    assert got <= 0.5 * bench.saved_bytes(lambda: theirs(x)[0], [x, *theirs.parameters()])
+
+
+def test_median_ms_alternates_and_takes_medians():
+    calls = []
+    ms = bench.median_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
+
+
+def test_cli_bench_writes_json_and_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--cells", "rnn", "--repeats", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert {r["variant"] for r in rows} == {"torch.nn", "fused", "bptt"}
+    assert {r["mode"] for r in rows} == {"train", "infer"}
+    assert all(r["case"].startswith("rnn ") for r in rows)
+    assert sum(r["auto"] for r in rows) == len(rows) // 3  # one auto choice per case and mode
+    printed = capsys.readouterr().out
+    assert "vs torch" in printed and "bptt (auto)" in printed
+    before = out.read_text()
+    assert main(["bench", "--quick", "--cells", "rnn", "--json", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert out.read_text() == before
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["bench", "--repeats", "0"], "--repeats must be at least 1"), (["bench", "--threads", "0"], "--threads must be")],
+)
+def test_cli_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_rejects_unknown_cells():
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--cells", "lstm,transformer"])
+    assert e.value.code == 2
