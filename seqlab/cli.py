@@ -18,7 +18,10 @@ def _csv(choices: tuple[str, ...]):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="seqlab", description="Learn from sequences of any length.")
+    parser.add_argument("--version", action="version", version=f"seqlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser(
         "bench",

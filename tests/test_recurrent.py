@@ -215,6 +215,7 @@ def test_auto_backend_choice_is_visible():
     assert seqlab.RNN(I, H).effective_backend == "bptt"
     with torch.no_grad():
         assert seqlab.GRU(I, H).effective_backend == "fused"
+        assert seqlab.RNN(I, 1024).effective_backend == "bptt"  # prepacked per-step GEMM wins from here on
     assert seqlab.GRU(I, H, backend="reference").effective_backend == "reference"
 
 
