@@ -251,3 +251,27 @@ def write_json(result: dict, path: str, force: bool) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def markdown(result: dict) -> str:
+    """One line per case and mode: torch.nn's time, and each seqlab backend as a ratio (auto's choice in bold)."""
+    rows = result["rows"]
+    variants = [v for v in dict.fromkeys(r["variant"] for r in rows) if v != "torch.nn"]
+    head = "| case (B x T x I x H) | mode | torch.nn | " + " | ".join(variants) + " |"
+    lines = [head, "|" + "---|" * (3 + len(variants))]
+    groups: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in rows:
+        groups.setdefault((r["case"], r["mode"]), {})[r["variant"]] = r
+    for (case, mode), g in groups.items():
+        base = g["torch.nn"]
+        if mode == "saved":
+            first = f"{base['saved_mb']:.0f} MB"
+            cells = [f"{g[v]['saved_mb']:.0f} MB ({1 / g[v]['ratio']:.2f}x)" if v in g else "-" for v in variants]
+        else:
+            first = f"{base['ms']:.1f} ms"
+            cells = []
+            for v in variants:
+                text = "-" if v not in g else f"{g[v]['ratio']:.2f}x"
+                cells.append(f"**{text}**" if v in g and g[v]["auto"] else text)
+        lines.append(f"| {case} | {mode} | {first} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     b.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     b.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    b.add_argument("--markdown", action="store_true", help="end with the summary as a Markdown table (README)")
     return parser
 
 
@@ -60,6 +61,8 @@ def cmd_bench(args) -> None:
         torch.set_num_threads(args.threads)
     print(f"# seqlab bench on {bench.machine()}", flush=True)
     result = bench.run(args.quick, args.cells, args.backends, args.repeats, log=lambda s: print(s, flush=True))
+    if args.markdown:
+        print(bench.markdown(result))
     if args.json:
         bench.write_json(result, args.json, args.force)
         print(f"# wrote {args.json}")
