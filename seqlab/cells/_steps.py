@@ -88,6 +88,21 @@ def seed_rows(G: torch.Tensor, dh_n: torch.Tensor, dy_t: torch.Tensor, lo: int, 
         torch.add(dh_n[lo:hi], dy_t[lo:hi], out=G[lo:hi])
 
 
+def state_grads(dy: torch.Tensor, dh_n: torch.Tensor, bs: tuple[int, ...], record: bool):
+    """Where G_t = ∂L/∂h_t lives during the reverse loop, with the last live step already seeded.
+
+    Returns (Gs, kept): Gs[t] is the (B, H) buffer for step t — one scratch shared by every step, or, when
+    recording, views of ``kept`` (T, B, H), which then holds every G_t for the diagnostics.
+    """
+    T, B, H = dy.shape
+    kept = torch.zeros(T, B, H, dtype=dy.dtype, device=dy.device) if record else None
+    Gs = kept.unbind(0) if record else (torch.empty(B, H, dtype=dy.dtype, device=dy.device),) * T
+    n = live_steps(bs)
+    if n:
+        seed_rows(Gs[n - 1], dh_n, dy[n - 1], 0, bs[n - 1])
+    return Gs, kept
+
+
 def alloc(full: bool):
     """Buffers of a full batch are entirely overwritten; otherwise padded positions must read as zero."""
     return torch.empty if full else torch.zeros

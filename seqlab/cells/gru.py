@@ -32,6 +32,7 @@ from ._steps import (
     rows,
     seed_rows,
     sigmoid_grad,
+    state_grads,
     tanh_grad,
 )
 
@@ -90,8 +91,7 @@ class GRUFunction(torch.autograd.Function):
         # first three are what W_hh saw, and r, z, n are what W_ih saw.
         d4 = alloc(ctx.full)(T, B, 4, H, **like)
         dh0 = dh_n.clone()
-        dh_rec = torch.zeros(T, B, H, **like) if slot is not None else None
-        Gs = dh_rec.unbind(0) if slot is not None else (torch.empty(B, H, **like),) * T
+        Gs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
         d4s, dghs, dys, zs = (
             d4.unbind(0),
             d4[:, :, :3].reshape(T, B, 3 * H).unbind(0),
@@ -101,8 +101,6 @@ class GRUFunction(torch.autograd.Function):
         tmp = torch.empty(B, H, **like)
         back = StepProduct(w_hh.t(), B)  # [da_r, da_z, d(W_hn h + b_hn)] W_hh
         n_live = live_steps(bs)
-        if n_live:
-            seed_rows(Gs[n_live - 1], dh_n, dys[n_live - 1], 0, bs[n_live - 1])
         for t0, t1 in reverse_chunks(n_live, B * 6 * H):
             m = bs[t0]
             r, z, nk = rz[t0:t1, :m, :H], rz[t0:t1, :m, H:], n[t0:t1, :m]

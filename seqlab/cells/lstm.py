@@ -35,6 +35,7 @@ from ._steps import (
     rows,
     seed_rows,
     sigmoid_grad,
+    state_grads,
     tanh_grad,
 )
 
@@ -95,13 +96,10 @@ class LSTMFunction(torch.autograd.Function):
         like = {"dtype": gates.dtype, "device": gates.device}
         dgates = alloc(ctx.full)(T, B, 4, H, **like)  # = ∂L/∂xw, returned
         dh0, dc = dh_n.clone(), dc_n.clone()  # rows not reached yet hold the gradient of their final state
-        dh_rec = torch.zeros(T, B, H, **like) if slot is not None else None
-        Gs = dh_rec.unbind(0) if slot is not None else (torch.empty(B, H, **like),) * T
+        Gs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
         das, dys, fs = dgates.view(T, B, G4).unbind(0), dy.unbind(0), gates[..., H : 2 * H].unbind(0)
         back = StepProduct(w_hh.t(), B)  # da_t W_hh
         n_live = live_steps(bs)
-        if n_live:
-            seed_rows(Gs[n_live - 1], dh_n, dys[n_live - 1], 0, bs[n_live - 1])
         for t0, t1 in reverse_chunks(n_live, B * 5 * H):
             m = bs[t0]
             i, f, g, o = gates[t0:t1, :m].chunk(4, 2)  # (K, m, H) each

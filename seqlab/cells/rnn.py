@@ -25,6 +25,7 @@ from ._steps import (
     relu_grad,
     rows,
     seed_rows,
+    state_grads,
     tanh_grad,
 )
 
@@ -65,21 +66,14 @@ class RNNFunction(torch.autograd.Function):
         like = {"dtype": h.dtype, "device": h.device}
         da = alloc(ctx.full)(T, B, H, **like)  # = ∂L/∂xw, returned
         dh0 = dh_n.clone()  # rows of length 0 pass their final gradient straight to h0
-        dh_rec = torch.zeros(T, B, H, **like) if slot is not None else None
-        Gs = dh_rec.unbind(0) if slot is not None else (torch.empty(B, H, **like),) * T
+        Gs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
         das, dys, hs = da.unbind(0), dy.unbind(0), h.unbind(0)
-        grad = (
-            (lambda g, y, out: relu_grad(g, y, 0, grad_input=out))
-            if ctx.relu
-            else (lambda g, y, out: tanh_grad(g, y, grad_input=out))
-        )
         back = StepProduct(w_hh.t(), B)  # da_t W_hh
         n = live_steps(bs)
-        if n:
-            seed_rows(Gs[n - 1], dh_n, dys[n - 1], 0, bs[n - 1])
         for t in range(n - 1, -1, -1):
             b = bs[t]
-            a = grad(rows(Gs[t], b, B), rows(hs[t], b, B), rows(das[t], b, B))
+            G, y, out = rows(Gs[t], b, B), rows(hs[t], b, B), rows(das[t], b, B)
+            a = relu_grad(G, y, 0, grad_input=out) if ctx.relu else tanh_grad(G, y, grad_input=out)
             if t == 0:
                 back(a, rows(dh0, b, B))
                 break
