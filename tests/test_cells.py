@@ -72,3 +72,44 @@ def test_reference_cells_equal_torch_cells(ours, theirs, gates):
         want = (cell(x, h),)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_step_product_prepacked_equals_addmm(monkeypatch):
+    from seqlab.cells import _steps
+
+    monkeypatch.setattr(_steps, "PACK_MIN_ELEMENTS", 0)
+    w, x, bias = torch.randn(24, 8), torch.randn(5, 8), torch.randn(24)
+    add = torch.randn(5, 48)[:, :24]  # strided, as a slice of xw is
+    step = _steps.StepProduct(w, rows_hint=5)
+    assert step.packed is not None
+    out = torch.empty(5, 24)
+    torch.testing.assert_close(step(x, out, add=add), torch.addmm(add, x, w.t()))
+    torch.testing.assert_close(step(x, out, bias=bias), torch.addmm(bias, x, w.t()))
+    torch.testing.assert_close(step(x[:2], out[:2]), x[:2] @ w.t())  # fewer rows than the hint
+    assert _steps.StepProduct(w.double(), 5).packed is None  # oneDNN has no float64 GEMM
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+@pytest.mark.parametrize("cls, torch_cls", [("LSTM", "LSTM"), ("GRU", "GRU"), ("RNN", "RNN")])
+def test_cells_on_the_prepacked_path_equal_torch(monkeypatch, cls, torch_cls):
+    """Weights of 2^17 elements and more take oneDNN's GEMM; force it at a small size and compare with torch.nn."""
+    import seqlab
+    from seqlab.cells import _steps
+
+    monkeypatch.setattr(_steps, "PACK_MIN_ELEMENTS", 0)
+    ref = getattr(torch.nn, torch_cls)(5, 6, num_layers=2, bidirectional=True)
+    ours = getattr(seqlab, cls)(5, 6, num_layers=2, bidirectional=True, backend="bptt")
+    ours.load_state_dict(ref.state_dict())
+    lengths = torch.tensor([7, 3, 7, 1])
+    x1 = torch.randn(7, 4, 5, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    y1, _ = ours(x1, lengths=lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x2, lengths, enforce_sorted=False)
+    y2 = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], total_length=7)[0]
+    torch.testing.assert_close(y1, y2, atol=1e-5, rtol=1e-4)
+    y1.square().sum().backward()
+    y2.square().sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-4)
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4)
