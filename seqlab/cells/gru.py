@@ -80,8 +80,8 @@ class GRUFunction(torch.autograd.Function):
         da_r  = G_t ⊙ A_t (W_hn h_{t-1} + b_hn) r_t (1 - r_t)
         d(W_hn h + b_hn) = G_t ⊙ A_t r_t
         G_{t-1} = dy_{t-1} + G_t ⊙ z_t + W_hh^T [da_r, da_z, d(W_hn h + b_hn)]
-        The last three are G_t times factors of the saved forward, computed for a chunk of steps at once, so each
-        step is three ops: one broadcast multiply, one addcmul, one addmm. ∂W_hh is one product after the loop.
+        The four gate gradients are G_t times factors of the saved forward, computed for a chunk of steps at once, so
+        each step is three ops: one broadcast multiply, one addcmul, one addmm. ∂W_hh is one product after the loop.
         """
         rz, n, hn, h, h0, w_hh = ctx.saved_tensors
         bs, slot = ctx.bs, ctx.slot
