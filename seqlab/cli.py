@@ -41,7 +41,111 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     b.add_argument("--force", action="store_true", help="replace FILE if it exists")
     b.add_argument("--markdown", action="store_true", help="end with the summary as a Markdown table (README)")
+    from .lm import LMConfig
+
+    lm = sub.add_parser("lm", help="language models: train on a text, sample, evaluate")
+    lm_sub = lm.add_subparsers(dest="lm_command", required=True)
+    t = lm_sub.add_parser("train", help="train on a file, a directory, or a built-in corpus (pydoc, stdlib)")
+    t.add_argument("data", nargs="?", help="a file, a directory, or pydoc | stdlib")
+    t.add_argument("--out", help="run directory to create (default runs/lm-<model>-<time>)")
+    t.add_argument("--resume", metavar="RUN", help="continue RUN exactly where its last checkpoint left it")
+    t.add_argument("--threads", type=int, help="torch threads")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(t, LMConfig, skip=("data",))
+    sm = lm_sub.add_parser("sample", help="stream generated text from a run")
+    sm.add_argument("run")
+    sm.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    sm.add_argument("--prompt", default="")
+    sm.add_argument("--length", type=int, default=500, help="tokens to generate")
+    sm.add_argument("--temperature", type=float, default=0.8)
+    sm.add_argument("--top-k", type=int)
+    sm.add_argument("--top-p", type=float)
+    sm.add_argument("--greedy", action="store_true")
+    sm.add_argument("--num-samples", type=int, default=1)
+    sm.add_argument("--seed", type=int, help="same seed, same text (sample i uses seed + i)")
+    sm.add_argument("--stop", help="stop before this string")
+    sm.add_argument("--threads", type=int)
+    ev = lm_sub.add_parser("eval", help="bits per character of a text under a run's model")
+    ev.add_argument("run")
+    ev.add_argument("file")
+    ev.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    ev.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict")
+    ev.add_argument("--threads", type=int)
     return parser
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of a flat config dataclass (--seq-len for seq_len), typed by its default; unset flags
+    stay None, so only what the user typed overrides the config."""
+    import dataclasses
+
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", default=None, help=f"(default {default})")
+        else:
+            kind = float if "float" in str(f.type) else int if "int" in str(f.type) else str
+            parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=f"(default {default})")
+
+
+def config_from(args, config_cls, **fixed):
+    import dataclasses
+
+    values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(config_cls)}
+    values.update(fixed)
+    return config_cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def cmd_lm(args) -> None:
+    import torch
+
+    from . import lm
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.lm_command == "train":
+        if not args.data and not args.resume:
+            raise ValueError("give DATA (a file, a directory, pydoc or stdlib) or --resume RUN")
+        if args.data and args.resume:
+            raise ValueError("give DATA for a new run or --resume RUN, not both")
+        cfg = config_from(args, lm.LMConfig, **({"data": args.data} if args.data else {}))
+        lm.train_lm(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
+    elif args.lm_command == "sample":
+        model, tokenizer, _ = lm.load(args.run, args.checkpoint)
+        for i in range(args.num_samples):
+            if i:
+                print("\n" + "-" * 40)
+            seed = None if args.seed is None else args.seed + i
+            sys.stdout.write(args.prompt)  # the continuation reads on from the prompt, as in char-rnn
+            for piece in lm.generate(
+                model,
+                tokenizer,
+                args.prompt,
+                args.length,
+                args.temperature,
+                args.top_k,
+                args.top_p,
+                args.greedy,
+                seed,
+                args.stop,
+            ):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        print()
+    elif args.lm_command == "eval":
+        from pathlib import Path
+
+        from .data.text import read_text
+
+        model, tokenizer, _ = lm.load(args.run, args.checkpoint)
+        result = lm.evaluate_text(model, tokenizer, read_text(Path(args.file), args.encoding_errors))
+        print(
+            f"{args.file}: {result['bpc']:.4f} bits per character, {result['nats_per_token']:.4f} nats per token, "
+            f"perplexity {result['ppl']:.3f} ({result['chars']:,} characters, {result['tokens']:,} tokens)"
+        )
 
 
 def cmd_bench(args) -> None:
@@ -69,14 +173,17 @@ def cmd_bench(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train import TrainingError
+
     args = build_parser().parse_args(argv)
     try:
-        {"bench": cmd_bench}[args.command](args)
-    except (ValueError, OSError) as e:
+        {"bench": cmd_bench, "lm": cmd_lm}[args.command](args)
+    except (ValueError, OSError, TrainingError) as e:
         print(f"seqlab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("seqlab: interrupted", file=sys.stderr)
+        hint = " (continue with --resume RUN)" if args.command == "lm" else ""
+        print(f"seqlab: interrupted{hint}", file=sys.stderr)
         return 130
     return 0
 
