@@ -78,7 +78,11 @@ def training_state(model, optimizer, step: int, carry: dict[str, torch.Tensor], 
 
 def restore(tensors: dict, meta: dict, model, optimizer=None) -> dict[str, torch.Tensor]:
     """Load weights (and optimizer state and RNG when training resumes); returns the carried state tensors."""
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as e:  # e.g. a vocabulary or a layer size that differs from the run's config
+        detail = str(e).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"the checkpoint does not fit the model built from the run's config: {detail}") from None
     if optimizer is not None:
         state: dict[int, dict] = {}
         for k, v in tensors.items():

@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--seed", type=int, help="same seed, same text (sample i uses seed + i)")
     sm.add_argument("--stop", help="stop before this string")
     sm.add_argument("--threads", type=int)
+    bn = lm_sub.add_parser("bench", help="train the default model, then compare with xz and an n-gram (README)")
+    bn.add_argument("data", nargs="?", default="pydoc")
+    bn.add_argument("--minutes", type=float, default=10.0, help="training budget (default 10)")
+    bn.add_argument("--out", help="run directory to create")
+    bn.add_argument("--throughput-steps", type=int, default=20, help="steps per round of the loop-overhead check")
+    bn.add_argument("--threads", type=int)
+    add_config_flags(bn, LMConfig, skip=("data", "minutes"))
     ev = lm_sub.add_parser("eval", help="bits per character of a text under a run's model")
     ev.add_argument("run")
     ev.add_argument("file")
@@ -135,6 +142,11 @@ def cmd_lm(args) -> None:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
         print()
+    elif args.lm_command == "bench":
+        from . import lm_bench
+
+        cfg = config_from(args, lm.LMConfig, data=args.data, minutes=args.minutes)
+        lm_bench.run(cfg, args.out, args.throughput_steps)
     elif args.lm_command == "eval":
         from pathlib import Path
 

@@ -159,6 +159,9 @@ def train(
 ) -> dict:
     """Train ``task.model`` until ``cfg.steps`` (the schedule's end) or ``cfg.minutes`` of wall clock.
 
+    ``cfg.minutes`` counts wall clock, evaluations included; ``train_s`` in each evaluation record counts only the
+    training steps.
+
     Returns the last evaluation's metrics with "step" and "stopped" ('steps' or 'minutes').
     """
     from tqdm import tqdm
@@ -187,7 +190,7 @@ def train(
 
     def evaluate() -> dict:
         nonlocal best
-        result = {"step": step, **task.evaluate()}
+        result = {"step": step, **task.evaluate(), "train_s": train_s}
         metrics.write(result)
         text = task.report(step)
         with open(run / "samples.txt", "a") as f:
@@ -207,6 +210,7 @@ def train(
     result: dict = {}
     stopped, non_finite, evaluated_at = "steps", 0, None
     window_loss, window_steps, window_time = 0.0, 0, 0.0  # training time only: evaluation does not count
+    train_s = 0.0  # this session's training time, reported with each evaluation (the x axis of learning curves)
     session_t0, session_start = time.monotonic(), step
     while horizon is None or step < horizon:
         if deadline is not None and time.monotonic() >= deadline:
@@ -239,6 +243,7 @@ def train(
         window_loss += loss_value
         window_steps += 1
         window_time += time.monotonic() - t0
+        train_s += time.monotonic() - t0
         if horizon is None and step - session_start == ESTIMATE_STEPS:
             per_step = (time.monotonic() - session_t0) / ESTIMATE_STEPS
             horizon = step + max(1, int((deadline - time.monotonic()) / per_step))

@@ -265,6 +265,12 @@ def test_cli_train_sample_eval_and_bad_input(corpus, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, (argv, err)
     assert run.joinpath("config.json").read_text() == before
+    tokenizer = json.loads((run / "tokenizer.json").read_text())
+    (run / "tokenizer.json").write_text(json.dumps({**tokenizer, "chars": [*tokenizer["chars"], "€"]}))
+    for argv in (["lm", "train", "--resume", str(run)], ["lm", "sample", str(run)]):
+        assert main(argv) == 2
+        assert "does not fit the model built from the run's config" in capsys.readouterr().err
+    (run / "tokenizer.json").write_text(json.dumps(tokenizer))
     (run / "checkpoints" / "best.safetensors").write_bytes(b"garbage")
     assert main(["lm", "sample", str(run)]) == 2
     assert "not a readable seqlab checkpoint" in capsys.readouterr().err
