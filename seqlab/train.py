@@ -244,7 +244,7 @@ def train(
         window_steps += 1
         window_time += time.monotonic() - t0
         train_s += time.monotonic() - t0
-        if horizon is None and step - session_start == ESTIMATE_STEPS:
+        if horizon is None and step - session_start >= ESTIMATE_STEPS:
             per_step = (time.monotonic() - session_t0) / ESTIMATE_STEPS
             horizon = step + max(1, int((deadline - time.monotonic()) / per_step))
             bar.total = horizon
