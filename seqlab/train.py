@@ -196,7 +196,7 @@ def train(
         with open(run / "samples.txt", "a") as f:
             f.write(f"--- step {step}\n{text}\n")
         shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k != "step")
-        bar.write(f"step {step}: {shown}\n{text}\n")
+        (bar.write if progress else echo)(f"step {step}: {shown}\n{text}\n")
         improved = result["val_loss"] < best
         best = min(best, result["val_loss"])
         save(last_path, result)
@@ -228,7 +228,7 @@ def train(
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             non_finite += 1
             task.set_carry({})  # a non-finite state would poison the next windows too
-            bar.write(f"step {step}: loss {loss_value}, gradient norm {grad_norm}: step skipped")
+            (bar.write if progress else echo)(f"step {step}: loss {loss_value}, gradient norm {grad_norm}: skipped")
             if non_finite >= 3:
                 raise TrainingError(
                     f"the loss was not finite for 3 steps in a row at step {step}; stopped. "
