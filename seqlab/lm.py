@@ -178,8 +178,9 @@ def train_lm(
         model = model_from(cfg, tokenizer.vocab_size)
     task = LMTask(model, tokenizer, tokens, cfg)
     result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
+    why = {"steps": "end of the schedule", "minutes": "time budget spent"}[result["stopped"]]
     echo(
-        f"stopped at step {result['step']} ({result['stopped']}): validation {result['val_bpc']:.3f} bits per "
+        f"stopped at step {result['step']} ({why}): validation {result['val_bpc']:.3f} bits per "
         f"character, perplexity {result['val_ppl']:.2f}; run written to {run}"
     )
     return model, tokenizer, run

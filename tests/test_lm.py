@@ -1,6 +1,7 @@
 """Language models end to end: training, checkpoints, exact resume after SIGKILL, sampling, evaluation, bad input."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -274,3 +275,20 @@ def test_cli_train_sample_eval_and_bad_input(corpus, tmp_path, capsys):
     (run / "checkpoints" / "best.safetensors").write_bytes(b"garbage")
     assert main(["lm", "sample", str(run)]) == 2
     assert "not a readable seqlab checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, extra", [("word", {"vocab_size": 40}), ("bpe", {"vocab_size": 300}),
+                                         ("char", {"tie": True, "embed": 32, "hidden": 32})])  # fmt: skip
+def test_every_tokenizer_and_tied_weights_train_save_and_load(corpus, tmp_path, kind, extra):
+    cfg = small_config(corpus, tokenizer=kind, steps=10, eval_every=10, **extra)
+    model, tokenizer, run = lm.train_lm(cfg, out=str(tmp_path / kind), progress=False, echo=lambda s: None)
+    loaded, tok2, _ = lm.load(run, "last")
+    assert tok2.vocab_size == tokenizer.vocab_size == model.embedding.num_embeddings
+    if cfg.tie:
+        assert loaded.head.weight is loaded.embedding.weight
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    text = "".join(lm.generate(loaded, tok2, "The quick", 20, seed=0))
+    assert text and "".join(lm.generate(loaded, tok2, "The quick", 20, seed=0)) == text
+    metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["val_bpc"] > 0 and math.isfinite(metrics["val_bpc"])
