@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--greedy", action="store_true")
     sm.add_argument("--num-samples", type=int, default=1)
     sm.add_argument("--seed", type=int, help="same seed, same text (sample i uses seed + i)")
-    sm.add_argument("--stop", help="stop before this string")
+    sm.add_argument("--stop", help=r"stop before this string (\n and \t are understood)")
     sm.add_argument("--threads", type=int)
     bn = lm_sub.add_parser("bench", help="train the default model, then compare with xz and an n-gram (README)")
     bn.add_argument("data", nargs="?", default="pydoc")
@@ -118,6 +118,16 @@ def cmd_lm(args) -> None:
             raise ValueError("give DATA (a file, a directory, pydoc or stdlib) or --resume RUN")
         if args.data and args.resume:
             raise ValueError("give DATA for a new run or --resume RUN, not both")
+        if args.resume:
+            import dataclasses
+
+            typed = [f.name for f in dataclasses.fields(lm.LMConfig) if getattr(args, f.name, None) is not None]
+            fixed = [n for n in typed if n not in ("minutes", "steps")] + (["out"] if args.out else [])
+            if fixed:
+                flags = ", ".join("--" + n.replace("_", "-") for n in fixed)
+                raise ValueError(
+                    f"--resume continues with the run's own config; drop {flags} (only --minutes may change)"
+                )
         cfg = config_from(args, lm.LMConfig, **({"data": args.data} if args.data else {}))
         lm.train_lm(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
     elif args.lm_command == "sample":
@@ -127,6 +137,7 @@ def cmd_lm(args) -> None:
                 print("\n" + "-" * 40)
             seed = None if args.seed is None else args.seed + i
             sys.stdout.write(args.prompt)  # the continuation reads on from the prompt, as in char-rnn
+            stop = args.stop.replace("\\n", "\n").replace("\\t", "\t") if args.stop else None
             for piece in lm.generate(
                 model,
                 tokenizer,
@@ -137,7 +148,7 @@ def cmd_lm(args) -> None:
                 args.top_p,
                 args.greedy,
                 seed,
-                args.stop,
+                stop,
             ):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
