@@ -43,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--markdown", action="store_true", help="end with the summary as a Markdown table (README)")
     from .lm import LMConfig
 
+    la = sub.add_parser("lab", help="memory experiments: the adding problem and the copy task across models")
+    la.add_argument("task", choices=("adding", "copy"))
+    la.add_argument("--models", type=_csv(("rnn", "lstm", "gru")), default=["rnn", "lstm", "gru"])
+    la.add_argument("--lengths", type=_ints, help="sequence lengths T (default adding 50,100,200; copy 100,200)")
+    la.add_argument("--seeds", type=int, default=3)
+    la.add_argument("--steps", type=int, default=4000, help="training steps per run (default 4000)")
+    la.add_argument("--minutes", type=float, help="wall-clock budget per run")
+    la.add_argument("--hidden", type=int, help="hidden units (default 128)")
+    la.add_argument("--batch", type=int, help="batch size (default 50)")
+    la.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    la.add_argument("--eval-every", type=int, help="steps between test evaluations (default 250)")
+    la.add_argument("--out", help="lab directory (an existing one is continued)")
+    la.add_argument("--threads", type=int)
+
     lm = sub.add_parser("lm", help="language models: train on a text, sample, evaluate")
     lm_sub = lm.add_subparsers(dest="lm_command", required=True)
     t = lm_sub.add_parser("train", help="train on a file, a directory, or a built-in corpus (pydoc, stdlib)")
@@ -171,6 +185,39 @@ def cmd_lm(args) -> None:
         )
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def cmd_lab(args) -> None:
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from . import lab
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or f"runs/lab-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    overrides = {k: getattr(args, k) for k in ("hidden", "batch", "lr", "eval_every") if getattr(args, k) is not None}
+    if "lr" in overrides:
+        overrides["min_lr"] = overrides["lr"]  # the protocol's learning rate is constant
+    lengths = args.lengths or ([50, 100, 200] if args.task == "adding" else [100, 200])
+    print(
+        f"lab {args.task}: models {','.join(args.models)}, lengths {lengths}, {args.seeds} seeds -> {out}", flush=True
+    )
+    lab.run_lab(args.task, args.models, lengths, args.seeds, args.steps, args.minutes, out,
+                echo=lambda s: print(s, flush=True), **overrides)  # fmt: skip
+    print(f"written to {out}: table.md, results.csv, curves.csv, loss.png, and one run directory per line")
+
+
 def cmd_bench(args) -> None:
     import os
 
@@ -200,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        {"bench": cmd_bench, "lm": cmd_lm}[args.command](args)
+        {"bench": cmd_bench, "lm": cmd_lm, "lab": cmd_lab}[args.command](args)
     except (ValueError, OSError, TrainingError) as e:
         print(f"seqlab {args.command}: error: {e}", file=sys.stderr)
         return 2

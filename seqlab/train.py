@@ -44,6 +44,7 @@ class TrainConfig:
     min_lr: float = 1e-4  # where the cosine ends
     warmup: int = 100  # steps of linear warm-up from lr/100
     weight_decay: float = 0.01  # on matrices only, not biases or norms (nanoGPT's rule)
+    beta2: float = 0.99  # AdamW's second-moment decay: 0.99 suits small noisy batches; 0.999 is Adam's default
     clip: float = 1.0  # gradient-norm clip
     steps: int | None = None  # schedule length; with only --minutes, estimated from the first steps
     minutes: float | None = None  # wall-clock budget for this session; stops cleanly with a checkpoint
@@ -83,7 +84,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2))
 
 
 class Metrics:

@@ -1,0 +1,29 @@
+"""The model of the memory lab: one recurrent layer and a linear read-out, as in the papers it reproduces.
+
+adding: x (B, T, 2) -> the read-out of the last state, (B,).
+copy:   ids (B, T) as one-hot vectors -> logits for every step, (B, T, classes).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..layers import layer_class
+
+
+class MemoryModel(nn.Module):
+    def __init__(self, cell: str, n_in: int, hidden: int, n_out: int, one_hot: bool = False,
+                 forget_bias: float | None = 1.0, backend: str = "auto"):  # fmt: skip
+        super().__init__()
+        extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
+        self.rnn = layer_class(cell)(n_in, hidden, batch_first=True, backend=backend, **extra)
+        self.head = nn.Linear(hidden, n_out)
+        self.n_in, self.one_hot = n_in, one_hot
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        if self.one_hot:
+            x = F.one_hot(x, self.n_in).float()  # (B, T, n_in)
+        h, _ = self.rnn(x)  # (B, T, H)
+        return self.head(h[:, -1] if last_only else h)
