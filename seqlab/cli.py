@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .lm import LMConfig
 
     la = sub.add_parser("lab", help="memory experiments: the adding problem and the copy task across models")
-    la.add_argument("task", choices=("adding", "copy"))
+    la.add_argument("task", choices=("adding", "copy", "gradients"))
+    la.add_argument("--on", choices=("adding", "copy"), default="adding", help="gradients: the task to measure on")
     la.add_argument("--models", type=_csv(("rnn", "lstm", "gru")), default=["rnn", "lstm", "gru"])
     la.add_argument("--lengths", type=_ints, help="sequence lengths T (default adding 50,100,200; copy 100,200)")
     la.add_argument("--seeds", type=int, default=3)
@@ -206,6 +207,12 @@ def cmd_lab(args) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/lab-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.task == "gradients":
+        T = (args.lengths or [100])[0]
+        print(f"lab gradients: {args.on} task, T={T}, models {','.join(args.models)} -> {out}", flush=True)
+        lab.run_gradients(args.on, T, args.models, args.steps, out, echo=lambda s: print(s, flush=True))
+        print(f"written to {out}: gradients.csv, gradients.png, and one training run per model")
+        return
     overrides = {k: getattr(args, k) for k in ("hidden", "batch", "lr", "eval_every") if getattr(args, k) is not None}
     if "lr" in overrides:
         overrides["min_lr"] = overrides["lr"]  # the protocol's learning rate is constant

@@ -51,6 +51,7 @@ class LabConfig(TrainConfig):
     batch: int = 50
     test_size: int = 1000
     forget_bias: float = 1.0  # LSTM only
+    orthogonal: bool = False  # orthogonal W_hh at initialisation
 
 
 def baseline(task: str, T: int) -> float:
@@ -64,11 +65,19 @@ class MemoryTask:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         if cfg.task == "adding":
-            self.model = MemoryModel(cfg.model, 2, cfg.hidden, 1, forget_bias=cfg.forget_bias)
+            self.model = MemoryModel(
+                cfg.model, 2, cfg.hidden, 1, forget_bias=cfg.forget_bias, orthogonal=cfg.orthogonal
+            )
             self.make, self.length = adding, cfg.T
         else:
             self.model = MemoryModel(
-                cfg.model, COPY_MARKER + 1, cfg.hidden, COPY_MARKER, one_hot=True, forget_bias=cfg.forget_bias
+                cfg.model,
+                COPY_MARKER + 1,
+                cfg.hidden,
+                COPY_MARKER,
+                one_hot=True,
+                forget_bias=cfg.forget_bias,
+                orthogonal=cfg.orthogonal,
             )
             self.make, self.length = copy_memory, cfg.T + 20
         self.test = self.make(cfg.test_size, cfg.T, seed=1_000_000 + cfg.seed)  # never a training seed
@@ -236,4 +245,98 @@ def plot(path: Path, task: str, curves: list[dict], lengths: list[int]) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ gradients
+GRADIENT_VARIANTS = {  # name: (cell, overrides) measured at initialisation
+    "rnn": ("rnn", {}),
+    "rnn orthogonal": ("rnn", {"orthogonal": True}),
+    "lstm forget bias 0": ("lstm", {"forget_bias": 0.0}),
+    "lstm forget bias 1": ("lstm", {"forget_bias": 1.0}),
+    "lstm forget bias 3": ("lstm", {"forget_bias": 3.0}),
+    "gru": ("gru", {}),
+}
+
+
+def gradient_profile(task: MemoryTask, n: int = 200) -> list[float]:
+    """Mean over n test sequences of ||∂L/∂h_t|| for every t, recorded by the bptt backend (seqlab.record): the
+    total gradient at the state, through the read-out and through time."""
+    from .layers import record
+
+    x, y = task.test[0][:n], task.test[1][:n]
+    task.model.zero_grad(set_to_none=True)
+    with record(task.model) as rec:
+        task._loss(x, y).backward()
+    task.model.zero_grad(set_to_none=True)
+    return rec.grad_norm["rnn.l0"].mean(0).tolist()
+
+
+def spectral_radius(model: MemoryModel) -> float:
+    return float(torch.linalg.eigvals(model.rnn.weight_hh_l0.detach().double()).abs().max())
+
+
+def run_gradients(task: str, T: int, models: list[str], steps: int, out: Path, echo=print) -> list[dict]:
+    """||∂L/∂h_t|| against t at initialisation (every variant) and after ``steps`` steps of training (each model),
+    the gradient norm before clipping during training, and the RNN's spectral radius: gradients.csv and .png."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+
+    def add(name: str, phase: str, t_task: MemoryTask) -> None:
+        profile = gradient_profile(t_task)
+        radius = spectral_radius(t_task.model) if t_task.cfg.model == "rnn" else None
+        rows.extend(
+            {"variant": name, "phase": phase, "t": t, "grad_norm": g, "spectral_radius": radius}
+            for t, g in enumerate(profile)
+        )
+        ratio = profile[0] / profile[-1] if profile[-1] else float("nan")
+        shown = "" if radius is None else f", spectral radius of W_hh {radius:.2f}"
+        echo(f"{name} ({phase}): ||dL/dh_0|| / ||dL/dh_T-1|| = {ratio:.2e}{shown}")
+
+    for name, (cell, extra) in GRADIENT_VARIANTS.items():
+        if cell in models:
+            add(name, "init", MemoryTask(LabConfig(task=task, T=T, model=cell, **extra)))
+    for cell in models:
+        cfg = LabConfig(task=task, T=T, model=cell, steps=steps, log_every=max(1, steps // 100))
+        t_task = MemoryTask(cfg)
+        train(t_task, cfg, out / f"{task}-T{T}-{cell}", progress=False, echo=lambda s: None)
+        add(cell, f"after {steps} steps", t_task)
+    write_csv(out / "gradients.csv", rows)
+    plot_gradients(out, task, T, rows, models, steps)
+    return rows
+
+
+def plot_gradients(out: Path, task: str, T: int, rows: list[dict], models: list[str], steps: int) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    for ax, phase in zip(axes[:2], ("init", "after"), strict=True):
+        for name in dict.fromkeys(r["variant"] for r in rows):
+            pts = [(r["t"], r["grad_norm"]) for r in rows if r["variant"] == name and r["phase"].startswith(phase)]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), label=name, lw=1.3)
+        ax.set_yscale("log")
+        ax.set_xlabel("t")
+        ax.set_ylabel("mean ||dL/dh_t||")
+        ax.set_title(f"{task}, T = {T}: " + ("at initialisation" if phase == "init" else f"after {steps} steps"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for cell in models:
+        logged = [json.loads(ln) for ln in (out / f"{task}-T{T}-{cell}" / "metrics.jsonl").read_text().splitlines()]
+        pts = [(r["step"], r["grad_norm"]) for r in logged if "grad_norm" in r]
+        if pts:
+            axes[2].plot(*zip(*pts, strict=True), label=cell, lw=1.2)
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("step")
+    axes[2].set_ylabel("gradient norm before clipping")
+    axes[2].set_title("during training")
+    axes[2].grid(alpha=0.3)
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "gradients.png", dpi=110)
     plt.close(fig)

@@ -171,6 +171,7 @@ def train(
         raise ValueError("give --steps or --minutes (or both)")
     model = task.model
     optimizer = make_optimizer(model, cfg)
+    run.mkdir(parents=True, exist_ok=True)
     metrics = Metrics(run)
     last_path, best_path = run / "checkpoints" / "last.safetensors", run / "checkpoints" / "best.safetensors"
     step, horizon, best = 0, cfg.steps, math.inf

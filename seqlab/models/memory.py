@@ -15,10 +15,16 @@ from ..layers import layer_class
 
 class MemoryModel(nn.Module):
     def __init__(self, cell: str, n_in: int, hidden: int, n_out: int, one_hot: bool = False,
-                 forget_bias: float | None = 1.0, backend: str = "auto"):  # fmt: skip
+                 forget_bias: float | None = 1.0, orthogonal: bool = False, backend: str = "auto"):  # fmt: skip
+        """orthogonal: W_hh starts as a random orthogonal matrix (all eigenvalues on the unit circle), the usual
+        remedy for a vanilla RNN's vanishing gradients (Saxe et al. 2014; Le et al. 2015 for the identity)."""
         super().__init__()
         extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
         self.rnn = layer_class(cell)(n_in, hidden, batch_first=True, backend=backend, **extra)
+        if orthogonal:
+            with torch.no_grad():
+                for g in self.rnn.weight_hh_l0.split(hidden):  # each gate block on its own
+                    nn.init.orthogonal_(g)
         self.head = nn.Linear(hidden, n_out)
         self.n_in, self.one_hot = n_in, one_hot
 
