@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--markdown", action="store_true", help="end with the summary as a Markdown table (README)")
     from .lm import LMConfig
 
+    ins = sub.add_parser("inspect", help="gates and cell states of a character model over a text (PNG, HTML)")
+    ins.add_argument("run")
+    ins.add_argument("--text")
+    ins.add_argument("--file", help="read the text from a file instead")
+    ins.add_argument("--units", type=lambda t: [int(v) for v in t.split(",")], help="units to show (e.g. 3,17)")
+    ins.add_argument("--layer", type=int, default=-1, help="which layer (default the last)")
+    ins.add_argument("--out", help="folder to create (default RUN/inspect-<time>)")
     la = sub.add_parser("lab", help="memory experiments: the adding problem and the copy task across models")
     la.add_argument("task", choices=("adding", "copy", "gradients"))
     la.add_argument("--on", choices=("adding", "copy"), default="adding", help="gradients: the task to measure on")
@@ -225,6 +232,26 @@ def cmd_lab(args) -> None:
     print(f"written to {out}: table.md, results.csv, curves.csv, loss.png, and one run directory per line")
 
 
+def cmd_inspect(args) -> None:
+    import time
+    from pathlib import Path
+
+    from .data.text import read_text
+    from .inspect import inspect
+
+    if (args.text is None) == (args.file is None):
+        raise ValueError("give the text to inspect with --text or --file (one of them)")
+    text = args.text if args.text is not None else read_text(Path(args.file))
+    out = Path(args.out or Path(args.run) / f"inspect-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose another --out")
+    result = inspect(args.run, text, args.units, args.layer, out)
+    print(f"layer {result['layer']}, units {', '.join(map(str, result['units']))}")
+    for prop, best in result["tracking"].items():
+        print(f"  {prop}: " + ", ".join(f"unit {b['unit']} (r = {b['r']:+.2f})" for b in best))
+    print(f"written to {out}: gates.png, gates.html (hover a character), units.json")
+
+
 def cmd_bench(args) -> None:
     import os
 
@@ -254,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        {"bench": cmd_bench, "lm": cmd_lm, "lab": cmd_lab}[args.command](args)
+        {"bench": cmd_bench, "lm": cmd_lm, "lab": cmd_lab, "inspect": cmd_inspect}[args.command](args)
     except (ValueError, OSError, TrainingError) as e:
         print(f"seqlab {args.command}: error: {e}", file=sys.stderr)
         return 2
