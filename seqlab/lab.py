@@ -86,10 +86,11 @@ class MemoryTask:
     def batch(self, step: int):
         return self.make(self.cfg.batch, self.cfg.T, seed=self.cfg.seed * 100_003 + step)
 
-    def _loss(self, x, y) -> torch.Tensor:
+    def _loss(self, x, y, model: MemoryModel | None = None) -> torch.Tensor:
+        model = model or self.model
         if self.cfg.task == "adding":
-            return F.mse_loss(self.model(x, last_only=True).squeeze(-1), y)
-        logits = self.model(x)
+            return F.mse_loss(model(x, last_only=True).squeeze(-1), y)
+        logits = model(x)
         return F.cross_entropy(logits.flatten(0, 1), y.flatten())
 
     def loss(self, batch) -> torch.Tensor:
@@ -261,14 +262,17 @@ GRADIENT_VARIANTS = {  # name: (cell, overrides) measured at initialisation
 
 def gradient_profile(task: MemoryTask, n: int = 200) -> list[float]:
     """Mean over n test sequences of ||∂L/∂h_t|| for every t, recorded by the bptt backend (seqlab.record): the
-    total gradient at the state, through the read-out and through time."""
+    total gradient at the state, through the read-out and through time. Measured on a float64 copy of the model:
+    in float32 a vanishing gradient underflows to exactly 0 below ~1e-38 and its decay can no longer be read."""
+    import copy
+
     from .layers import record
 
+    model = copy.deepcopy(task.model).double()
     x, y = task.test[0][:n], task.test[1][:n]
-    task.model.zero_grad(set_to_none=True)
-    with record(task.model) as rec:
-        task._loss(x, y).backward()
-    task.model.zero_grad(set_to_none=True)
+    x, y = (x.double() if x.is_floating_point() else x), (y.double() if y.is_floating_point() else y)
+    with record(model) as rec:
+        task._loss(x, y, model).backward()
     return rec.grad_norm["rnn.l0"].mean(0).tolist()
 
 
@@ -298,9 +302,11 @@ def run_gradients(task: str, T: int, models: list[str], steps: int, out: Path, e
             add(name, "init", MemoryTask(LabConfig(task=task, T=T, model=cell, **extra)))
     for cell in models:
         cfg = LabConfig(task=task, T=T, model=cell, steps=steps, log_every=max(1, steps // 100))
-        t_task = MemoryTask(cfg)
-        train(t_task, cfg, out / f"{task}-T{T}-{cell}", progress=False, echo=lambda s: None)
-        add(cell, f"after {steps} steps", t_task)
+        run = out / f"{task}-T{T}-{cell}"
+        run_one(cfg, run)  # trains, continues, or reuses a finished run
+        trained = MemoryTask(cfg)
+        checkpoint.restore(*checkpoint.load(run / "checkpoints" / "last.safetensors"), trained.model)
+        add(cell, f"after {steps} steps", trained)
     write_csv(out / "gradients.csv", rows)
     plot_gradients(out, task, T, rows, models, steps)
     return rows
@@ -314,12 +320,21 @@ def plot_gradients(out: Path, task: str, T: int, rows: list[dict], models: list[
         import matplotlib.pyplot as plt
     except ImportError:
         return
+    colour = {
+        "rnn": "tab:red",
+        "rnn orthogonal": "tab:orange",
+        "lstm": "tab:blue",
+        "lstm forget bias 0": "lightsteelblue",
+        "lstm forget bias 1": "tab:blue",
+        "lstm forget bias 3": "navy",
+        "gru": "tab:green",
+    }
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for ax, phase in zip(axes[:2], ("init", "after"), strict=True):
         for name in dict.fromkeys(r["variant"] for r in rows):
             pts = [(r["t"], r["grad_norm"]) for r in rows if r["variant"] == name and r["phase"].startswith(phase)]
             if pts:
-                ax.plot(*zip(*pts, strict=True), label=name, lw=1.3)
+                ax.plot(*zip(*pts, strict=True), label=name, lw=1.3, color=colour.get(name))
         ax.set_yscale("log")
         ax.set_xlabel("t")
         ax.set_ylabel("mean ||dL/dh_t||")
@@ -330,7 +345,7 @@ def plot_gradients(out: Path, task: str, T: int, rows: list[dict], models: list[
         logged = [json.loads(ln) for ln in (out / f"{task}-T{T}-{cell}" / "metrics.jsonl").read_text().splitlines()]
         pts = [(r["step"], r["grad_norm"]) for r in logged if "grad_norm" in r]
         if pts:
-            axes[2].plot(*zip(*pts, strict=True), label=cell, lw=1.2)
+            axes[2].plot(*zip(*pts, strict=True), label=cell, lw=1.2, color=colour[cell])
     axes[2].set_yscale("log")
     axes[2].set_xlabel("step")
     axes[2].set_ylabel("gradient norm before clipping")
