@@ -86,12 +86,17 @@ class MemoryTask:
     def batch(self, step: int):
         return self.make(self.cfg.batch, self.cfg.T, seed=self.cfg.seed * 100_003 + step)
 
-    def _loss(self, x, y, model: MemoryModel | None = None) -> torch.Tensor:
+    def _predict(self, x, model: MemoryModel | None = None) -> torch.Tensor:
         model = model or self.model
+        return model(x, last_only=True).squeeze(-1) if self.cfg.task == "adding" else model(x)
+
+    def _loss_of(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.cfg.task == "adding":
-            return F.mse_loss(model(x, last_only=True).squeeze(-1), y)
-        logits = model(x)
-        return F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            return F.mse_loss(out, y)  # the last step's read-out against the sum
+        return F.cross_entropy(out.flatten(0, 1), y.flatten())  # every step
+
+    def _loss(self, x, y, model: MemoryModel | None = None) -> torch.Tensor:
+        return self._loss_of(self._predict(x, model), y)
 
     def loss(self, batch) -> torch.Tensor:
         self.model.train()
@@ -101,14 +106,13 @@ class MemoryTask:
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
         x, y = self.test
-        out = {"val_loss": float(self._loss(x, y))}
+        out = self._predict(x)
+        result = {"val_loss": float(self._loss_of(out, y))}
         if self.cfg.task == "adding":
-            err = self.model(x, last_only=True).squeeze(-1) - y
-            out["solved_fraction"] = float((err.abs() < 0.04).float().mean())
+            result["solved_fraction"] = float(((out - y).abs() < 0.04).float().mean())
         else:
-            recall = self.model(x)[:, -10:].argmax(-1)
-            out["recall_accuracy"] = float((recall == y[:, -10:]).float().mean())
-        return out
+            result["recall_accuracy"] = float((out[:, -10:].argmax(-1) == y[:, -10:]).float().mean())
+        return result
 
     def report(self, step: int) -> str:
         return ""
