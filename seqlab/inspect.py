@@ -18,6 +18,7 @@ import torch
 from .data.text import DataError
 from .layers import record
 from .lm import load
+from .train import pyplot
 
 GATES = {"lstm": ("f", "i", "o", "c"), "gru": ("z", "r", "n", "h"), "rnn": ("h",)}
 STATE = {"lstm": "c", "gru": "h", "rnn": "h"}
@@ -89,12 +90,8 @@ def inspect(run: str, text: str, units: list[int] | None, layer: int, out: Path,
 
 
 def heatmap(path: Path, text: str, values: dict[int, dict[str, torch.Tensor]], found: dict) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return
     shown = text[:160]  # a readable width; the HTML page holds the whole text
     rows, labels = [], []

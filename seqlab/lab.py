@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from . import checkpoint
 from .data.synthetic import ADDING_BASELINE, COPY_MARKER, adding, copy_baseline, copy_memory
 from .models.memory import MemoryModel
-from .train import TrainConfig, train
+from .train import TrainConfig, pyplot, read_metrics, train
 
 TASKS = ("adding", "copy")
 MODELS = ("rnn", "lstm", "gru")
@@ -135,7 +135,7 @@ def run_one(cfg: LabConfig, run: Path) -> list[dict]:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps({"config": cfg.__dict__}, indent=1))
         train(MemoryTask(cfg), cfg, run, resume=last.exists(), progress=False, echo=lambda s: None)
-    return [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r]
+    return [r for r in read_metrics(run) if "val_loss" in r]
 
 
 def first_below(records: list[dict], level: float) -> int | None:
@@ -222,12 +222,8 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(path: Path, task: str, curves: list[dict], lengths: list[int]) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, len(lengths), figsize=(5 * len(lengths), 3.8), squeeze=False)
     colors = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "transformer": "tab:purple"}
@@ -317,12 +313,8 @@ def run_gradients(task: str, T: int, models: list[str], steps: int, out: Path, e
 
 
 def plot_gradients(out: Path, task: str, T: int, rows: list[dict], models: list[str], steps: int) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return
     colour = {
         "rnn": "tab:red",
@@ -346,7 +338,7 @@ def plot_gradients(out: Path, task: str, T: int, rows: list[dict], models: list[
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for cell in models:
-        logged = [json.loads(ln) for ln in (out / f"{task}-T{T}-{cell}" / "metrics.jsonl").read_text().splitlines()]
+        logged = read_metrics(out / f"{task}-T{T}-{cell}")
         pts = [(r["step"], r["grad_norm"]) for r in logged if "grad_norm" in r]
         if pts:
             axes[2].plot(*zip(*pts, strict=True), label=cell, lw=1.2, color=colour[cell])

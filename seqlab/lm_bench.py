@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from . import lm
 from .baselines import KneserNey, xz_bpc
 from .data import Streams, TokenFile, load_tokenizer
-from .train import train
+from .train import read_metrics, train
 
 
 def throughput(cfg: lm.LMConfig, tokens: TokenFile, tokenizer, steps: int, rounds: int = 2) -> dict[str, float]:
@@ -32,7 +32,7 @@ def throughput(cfg: lm.LMConfig, tokens: TokenFile, tokenizer, steps: int, round
         model = lm.model_from(quick, vocab)
         with tempfile.TemporaryDirectory() as tmp:
             train(lm.LMTask(model, tokenizer, tokens, quick), quick, Path(tmp), progress=False, echo=lambda s: None)
-            logged = [json.loads(ln) for ln in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+            logged = read_metrics(Path(tmp))
         return next(r["tokens_per_s"] for r in logged if "tokens_per_s" in r)
 
     def run_bare() -> float:
@@ -78,7 +78,7 @@ def run(cfg: lm.LMConfig, out: str | None, throughput_steps: int, echo=print) ->
     }
     for order in (5, 7):
         baselines[f"{order}-gram Kneser-Ney"] = KneserNey(train_text, order).bpc(val_text)
-    evals = [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "val_bpc" in r]
+    evals = [r for r in read_metrics(run_dir) if "val_bpc" in r]
     curve = [{"step": r["step"], "train_minutes": r["train_s"] / 60, "val_bpc": r["val_bpc"]} for r in evals]
     best = min(r["val_bpc"] for r in evals)
     speed = throughput(cfg, tokens, tokenizer, throughput_steps) if throughput_steps else {}

@@ -118,19 +118,33 @@ class Metrics:
                     self.tb.add_scalar(k, v, record["step"])
 
     def read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        return [json.loads(ln) for ln in self.path.read_text().splitlines() if ln.strip()]
+        return read_metrics(self.path.parent)
 
 
-def plot_losses(run: Path, records: list[dict]) -> None:
-    """loss.png: training loss and validation loss (nats) against steps. Skipped without matplotlib."""
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend, or None when matplotlib (the plot extra) is missing."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def read_metrics(run: Path) -> list[dict]:
+    """Every record of RUN/metrics.jsonl, in order (empty before the first one is written)."""
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def plot_losses(run: Path, records: list[dict]) -> None:
+    """loss.png: training loss and validation loss (nats) against steps. Skipped without matplotlib."""
+    plt = pyplot()
+    if plt is None:
         return
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
