@@ -100,7 +100,51 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", choices=("best", "last"), default="best")
     ev.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict")
     ev.add_argument("--threads", type=int)
+    add_classify_parser(sub)
     return parser
+
+
+def add_classify_parser(sub) -> None:
+    from .classify import ClassifyConfig
+    from .data.tables import Columns
+
+    columns = tuple(f.name for f in __import__("dataclasses").fields(Columns))
+    c = sub.add_parser("classify", help="sequence classification: labelled texts or time series")
+    c_sub = c.add_subparsers(dest="classify_command", required=True)
+    t = c_sub.add_parser(
+        "train",
+        help="train on a labelled file",
+        description="DATA: .csv/.tsv/.jsonl with text and label columns; a long-format .csv (id, [time], channels..., "
+        "label); .npz with X (n, channels, length), y and optional lengths; or a UCR/UEA .ts file (needs aeon).",
+    )
+    t.add_argument("data", nargs="?", help="the training file")
+    t.add_argument("--out", help="run directory to create (default runs/classify-<model>-<time>)")
+    t.add_argument("--resume", metavar="RUN", help="continue RUN exactly where its last checkpoint left it")
+    t.add_argument("--test", metavar="FILE", help="after training, score the best checkpoint on this labelled file")
+    t.add_argument("--threads", type=int, help="torch threads")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(t, ClassifyConfig, skip=("data",))
+    for name, text in (("eval", "accuracy, macro-F1, a per-class report and a confusion matrix on a labelled file"),
+                       ("predict", "labels and class probabilities for a file, as CSV")):  # fmt: skip
+        p = c_sub.add_parser(name, help=text)
+        p.add_argument("run")
+        p.add_argument("data")
+        p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+        if name == "eval":
+            p.add_argument("--out", help="folder to create for report.txt and confusion.png")
+        else:
+            p.add_argument("--out", required=True, help="the CSV to write: id, label, p_<class>...")
+            p.add_argument("--force", action="store_true", help="replace --out if it exists")
+        p.add_argument("--threads", type=int)
+        add_config_flags(p, Columns)
+        p.set_defaults(column_flags=columns)
+    bn = c_sub.add_parser("bench", help="UCR/UEA data sets that aeon ships, several seeds, beside published figures")
+    bn.add_argument("--datasets", type=_csv(("JapaneseVowels", "GunPoint", "ItalyPowerDemand")),
+                    default=["JapaneseVowels", "GunPoint", "ItalyPowerDemand"])  # fmt: skip
+    bn.add_argument("--seeds", type=int, default=3)
+    bn.add_argument("--out", help="benchmark folder (an existing one is continued)")
+    bn.add_argument("--threads", type=int)
+    add_config_flags(bn, ClassifyConfig, skip=("data", "seed", *columns))
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_cls, skip: tuple[str, ...] = ()) -> None:
@@ -114,7 +158,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls, skip: tuple[st
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         if isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", default=None, help=f"(default {default})")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {default})")
         else:
             kind = float if "float" in str(f.type) else int if "int" in str(f.type) else str
             parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=f"(default {default})")
@@ -191,6 +235,64 @@ def cmd_lm(args) -> None:
             f"{args.file}: {result['bpc']:.4f} bits per character, {result['nats_per_token']:.4f} nats per token, "
             f"perplexity {result['ppl']:.3f} ({result['chars']:,} characters, {result['tokens']:,} tokens)"
         )
+
+
+def cmd_classify(args) -> None:
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from . import classify
+    from .data.tables import Columns, read_table
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.classify_command == "train":
+        if bool(args.data) == bool(args.resume):
+            raise ValueError("give DATA for a new run or --resume RUN (one of them)")
+        if args.resume:
+            import dataclasses
+
+            typed = [f.name for f in dataclasses.fields(classify.ClassifyConfig) if getattr(args, f.name) is not None]
+            if [n for n in typed if n != "minutes"] or args.out:
+                raise ValueError("--resume continues with the run's own config; only --minutes may change")
+        cfg = config_from(args, classify.ClassifyConfig, **({"data": args.data} if args.data else {}))
+        _, _, run = classify.train_classifier(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
+        if args.test:
+            m = classify.evaluate(run, args.test, run / f"test-{Path(args.test).stem}")
+            print(f"test {args.test}:\n{m['report']}\nwritten to {run}/test-{Path(args.test).stem}")
+    elif args.classify_command in ("eval", "predict"):
+        model, inputs, cfg = classify.load(args.run, args.checkpoint)
+        columns = Columns(**{n: getattr(args, n) if getattr(args, n) is not None else getattr(cfg, n)
+                             for n in args.column_flags})  # fmt: skip
+        if args.classify_command == "eval":
+            out = (
+                Path(args.out)
+                if args.out
+                else Path(args.run) / f"eval-{Path(args.data).stem}-{time.strftime('%H%M%S')}"
+            )
+            if out.exists():
+                raise FileExistsError(f"{out} exists; choose another --out")
+            m = classify.evaluate(args.run, args.data, out, args.checkpoint, columns)
+            print(f"{args.data}:\n{m['report']}\nwritten to {out}: report.txt, confusion.png")
+        else:
+            out = Path(args.out)
+            if out.exists() and not args.force:
+                raise FileExistsError(f"{out} exists; pass --force to replace it")
+            table = read_table(args.data, columns)
+            proba = classify.predict_proba(model, inputs.prepare(table, labelled=False))
+            classify.write_predictions(out, table.ids, proba, inputs.labels.classes)
+            print(f"{len(table.ids)} predictions written to {out}")
+    elif args.classify_command == "bench":
+        from . import classify_bench
+
+        cfg = config_from(args, classify.ClassifyConfig)
+        out = Path(args.out or f"runs/classify-bench-{time.strftime('%Y%m%d-%H%M%S')}")
+        print(f"classify bench: {', '.join(args.datasets)}, {args.seeds} seeds -> {out}", flush=True)
+        rows = classify_bench.run(args.datasets, args.seeds, out, cfg, echo=lambda s: print(s, flush=True))
+        print(classify_bench.table(rows, cfg))
+        print(f"written to {out}: table.md, results.csv, one run directory per data set and seed")
 
 
 def _ints(text: str) -> list[int]:
@@ -281,12 +383,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        {"bench": cmd_bench, "lm": cmd_lm, "lab": cmd_lab, "inspect": cmd_inspect}[args.command](args)
+        commands = {"bench": cmd_bench, "lm": cmd_lm, "lab": cmd_lab, "inspect": cmd_inspect, "classify": cmd_classify}
+        commands[args.command](args)
     except (ValueError, OSError, TrainingError) as e:
         print(f"seqlab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = " (continue with --resume RUN)" if args.command == "lm" else ""
+        hint = " (continue with --resume RUN)" if args.command in ("lm", "classify") else ""
         print(f"seqlab: interrupted{hint}", file=sys.stderr)
         return 130
     return 0

@@ -8,7 +8,7 @@ Run directory, as the loop writes it:
     metrics.jsonl                one JSON object per log or evaluation step
     samples.txt                  what the task reported at each evaluation (text for language models)
     loss.png                     training and validation loss against steps (when matplotlib is installed)
-    checkpoints/last.safetensors and best.safetensors (lowest validation loss)
+    checkpoints/last.safetensors and best.safetensors (the best evaluation by the task's ``objective``)
     tb/                          TensorBoard scalars, when tensorboard is installed
 """
 
@@ -49,6 +49,7 @@ class TrainConfig:
     steps: int | None = None  # schedule length; with only --minutes, estimated from the first steps
     minutes: float | None = None  # wall-clock budget for this session; stops cleanly with a checkpoint
     eval_every: int = 200  # evaluate, report, checkpoint
+    patience: int | None = None  # stop after this many evaluations without a new best (early stopping); None: never
     log_every: int = 20  # training metrics to metrics.jsonl and the progress bar
     seed: int = 0
 
@@ -61,7 +62,10 @@ class Task(Protocol):
 
     def loss(self, batch) -> torch.Tensor: ...  # training mode, mean loss of the batch
 
-    def evaluate(self) -> dict[str, float]: ...  # must contain "val_loss"; lower is better
+    def evaluate(self) -> dict[str, float]: ...  # must contain "val_loss"
+
+    # Optional: ``objective(result) -> tuple``, lower is better, ranks evaluations for best.safetensors and
+    # --patience; without it, (val_loss,). A classifier ranks by accuracy first and loss second.
 
     def report(self, step: int) -> str: ...  # e.g. a sample of generated text
 
@@ -78,6 +82,14 @@ def lr_at(cfg: TrainConfig, step: int, horizon: int | None) -> float:
         return cfg.lr
     progress = min(1.0, (step - cfg.warmup) / (horizon - cfg.warmup))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def objective(task: Task, result: dict) -> tuple[float, ...]:
+    rank = getattr(task, "objective", None)
+    return tuple(rank(result)) if rank is not None else (result["val_loss"],)
+
+
+PLOT_EVERY_S = 30.0  # redraw loss.png at most this often during training (a redraw costs ~0.1 s), and at the end
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -177,7 +189,8 @@ def train(
     ``cfg.minutes`` counts wall clock, evaluations included; ``train_s`` in each evaluation record counts only the
     training steps.
 
-    Returns the last evaluation's metrics with "step" and "stopped" ('steps' or 'minutes').
+    Returns the last evaluation's metrics with "step", "stopped" ('steps', 'minutes' or 'patience') and "best"
+    (the best evaluation's metrics, the one in best.safetensors).
     """
     from tqdm import tqdm
 
@@ -188,11 +201,16 @@ def train(
     run.mkdir(parents=True, exist_ok=True)
     metrics = Metrics(run)
     last_path, best_path = run / "checkpoints" / "last.safetensors", run / "checkpoints" / "best.safetensors"
-    step, horizon, best = 0, cfg.steps, math.inf
+    step, horizon = 0, cfg.steps
+    best: tuple[float, ...] = (math.inf,)  # the objective of best.safetensors
+    best_result: dict = {}
+    stale = 0  # evaluations since the best one
     if resume:
         tensors, meta = checkpoint.load(last_path)
         task.set_carry(checkpoint.restore(tensors, meta, model, optimizer))
-        step, horizon, best = meta["step"], meta["horizon"], meta["best"]
+        step, horizon = meta["step"], meta["horizon"]
+        best = tuple(meta["best"]) if isinstance(meta["best"], list) else (meta["best"],)
+        best_result, stale = meta.get("best_metrics", {}), meta.get("stale", 0)
         metrics.truncate(step)
         echo(f"resuming {run} at step {step}")
 
@@ -200,12 +218,18 @@ def train(
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise TrainingError(f"weights are not finite at step {step}; {last_path} keeps the last good state")
         tensors, meta = checkpoint.training_state(
-            model, optimizer, step, task.carry(), {"horizon": horizon, "best": best, "metrics": result}
+            model,
+            optimizer,
+            step,
+            task.carry(),
+            {"horizon": horizon, "best": list(best), "best_metrics": best_result, "stale": stale, "metrics": result},
         )
         checkpoint.save(path, tensors, meta)
 
+    last_plot, plot_stale = -math.inf, False
+
     def evaluate() -> dict:
-        nonlocal best
+        nonlocal best, best_result, stale, last_plot, plot_stale
         result = {"step": step, **task.evaluate(), "train_s": train_s}
         metrics.write(result)
         text = task.report(step)
@@ -213,12 +237,19 @@ def train(
             f.write(f"--- step {step}\n{text}\n")
         shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k != "step")
         (bar.write if progress else echo)(f"step {step}: {shown}\n{text}\n")
-        improved = result["val_loss"] < best
-        best = min(best, result["val_loss"])
+        score = objective(task, result)
+        improved = score < best
+        if improved:
+            best, best_result, stale = score, result, 0
+        else:
+            stale += 1
         save(last_path, result)
         if improved:
             save(best_path, result)
-        plot_losses(run, metrics.read())
+        plot_stale = True
+        if time.monotonic() - last_plot >= PLOT_EVERY_S:
+            plot_losses(run, metrics.read())
+            last_plot, plot_stale = time.monotonic(), False
         return result
 
     deadline = None if cfg.minutes is None else time.monotonic() + 60 * cfg.minutes
@@ -280,7 +311,12 @@ def train(
         if step % cfg.eval_every == 0:
             result = evaluate()
             evaluated_at = step
+            if cfg.patience is not None and stale >= cfg.patience:
+                stopped = "patience"
+                break
     if evaluated_at != step:
         result = evaluate()
+    if plot_stale:
+        plot_losses(run, metrics.read())
     bar.close()
-    return {**result, "stopped": stopped}
+    return {**result, "stopped": stopped, "best": best_result}
