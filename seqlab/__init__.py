@@ -7,12 +7,14 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "ClassifyConfig",
     "LMConfig",
     "LanguageModel",
     "Recording",
     "generate",
     "layer_class",
     "record",
+    "train_classifier",
     "train_lm",
 ]
 __version__ = "0.1.0"
@@ -24,4 +26,12 @@ def __getattr__(name: str):
         from . import lm
 
         return getattr(lm, name)
+    if name in ("ClassifyConfig", "train_classifier"):
+        from . import classify
+
+        return getattr(classify, name)
+    if name == "SequenceClassifier":
+        from .estimator import SequenceClassifier
+
+        return SequenceClassifier
     raise AttributeError(f"module 'seqlab' has no attribute {name!r}")

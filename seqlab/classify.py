@@ -1,0 +1,437 @@
+"""Sequence classification end to end: labelled texts or time series in, a run directory out, predictions from it.
+
+    cfg = ClassifyConfig(data="train.csv")                 # or .tsv, .jsonl (text); long CSV, .npz, .ts (series)
+    model, inputs, run = train_classifier(cfg)             # writes runs/classify-gru-<time>/
+    model, inputs, cfg = load(run)
+    proba = predict_proba(model, inputs.prepare(read_table("new.csv")))
+
+A run directory holds config.json (the config, the data file's SHA-256, the preprocessing: classes, per-channel mean
+and standard deviation or the tokenizer), what seqlab.train writes (checkpoints, metrics.jsonl, loss.png), and, at the
+end, report.txt and confusion.png for the validation split with the best checkpoint.
+
+Defaults are one configuration for every data set (README: no tuning per data set), chosen on the UCR benchmark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from . import checkpoint
+from .data.sequences import (
+    Buckets,
+    Labels,
+    SequenceSet,
+    Standardizer,
+    by_length,
+    check_series,
+    fix_missing,
+    pad,
+    stratified_split,
+)
+from .data.tables import Columns, Table, read_table
+from .data.text import DataError
+from .data.tokenizers import CharTokenizer, Tokenizer, load_tokenizer, train_tokenizer
+from .layers import POOLINGS
+from .models import Classifier
+from .train import TrainConfig, pyplot, train
+
+
+@dataclass
+class ClassifyConfig(TrainConfig, Columns):
+    """A classifier run; saved as config.json. The loop's fields are TrainConfig's, the column names Columns'."""
+
+    data: str = ""  # the training file
+    missing: str = "refuse"  # NaN/Inf in a series: refuse (name it) | impute (linear interpolation per channel)
+    tokenizer: str = "char"  # text: char | word | bpe, trained on the training file's texts
+    vocab_size: int = 8000  # word and bpe only
+    max_len: int | None = None  # keep the first max_len steps of longer sequences; None keeps every step
+    model: str = "gru"  # rnn | lstm | gru
+    embed: int = 64  # text only
+    hidden: int = 128
+    layers: int = 1
+    bidirectional: bool = True  # a class can hinge on the start of a series as much as on its end
+    pooling: str = "concat"  # last | mean | max | attention | concat (last+max+mean): concat was best on the UCR sets
+    dropout: float = 0.1  # before the head (and between layers)
+    backend: str = "auto"
+    class_weight: str = "none"  # none | balanced (loss weights n / (K n_k) for skewed classes)
+    batch: int = 32
+    epochs: int = 300  # the schedule's length in passes over the training split, unless --steps is given
+    val_fraction: float = 0.2  # stratified hold-out for early stopping and the best checkpoint
+    lr: float = 3e-3
+    warmup: int = 20
+    weight_decay: float = 0.01
+    eval_every: int = 0  # 0: once per epoch
+    patience: int | None = 60  # evaluations without a better validation accuracy (ties: lower loss) before stopping
+
+
+def check_config(cfg: ClassifyConfig) -> None:
+    """Refuse a bad choice before anything is read or written."""
+    choices = {
+        "model": ("rnn", "lstm", "gru"),
+        "pooling": POOLINGS,
+        "tokenizer": ("char", "word", "bpe"),
+        "class_weight": ("none", "balanced"),
+        "missing": ("refuse", "impute"),
+    }
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}")
+    for name in ("hidden", "layers", "batch", "epochs", "embed"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+class Inputs:
+    """Everything between a file's contents and the model's tensors, fitted on the training split and saved in the
+    run: the kind (text or series), labels <-> classes, the tokenizer or the per-channel standardisation."""
+
+    def __init__(self, kind: str, labels: Labels, cfg: ClassifyConfig, tokenizer: Tokenizer | None = None,
+                 scale: Standardizer | None = None, channels: int | None = None):  # fmt: skip
+        self.kind, self.labels, self.tokenizer, self.scale, self.channels = kind, labels, tokenizer, scale, channels
+        self.missing, self.max_len = cfg.missing, cfg.max_len
+
+    @classmethod
+    def fit(cls, table: Table, train_index: np.ndarray, cfg: ClassifyConfig) -> Inputs:
+        labels = Labels.fit([table.labels[i] for i in train_index], "the training labels")
+        if table.kind == "text":
+            texts = [table.items[i] for i in train_index]
+            return cls(
+                "text", labels, cfg, tokenizer=train_tokenizer(cfg.tokenizer, lambda: iter(texts), cfg.vocab_size)
+            )
+        series = fix_missing([table.items[i] for i in train_index], [table.names[i] for i in train_index], cfg.missing)
+        return cls("series", labels, cfg, scale=Standardizer.fit(series), channels=series[0].shape[1])
+
+    @property
+    def vocab_size(self) -> int | None:
+        # One id more than the tokenizer's: characters never seen in training map there at prediction time.
+        return None if self.tokenizer is None else self.tokenizer.vocab_size + 1
+
+    def encode_text(self, text: str) -> np.ndarray:
+        if isinstance(self.tokenizer, CharTokenizer):
+            unknown = self.tokenizer.vocab_size
+            return np.array([self.tokenizer.index.get(c, unknown) for c in text], dtype=np.int64)
+        return np.array(self.tokenizer.encode(text), dtype=np.int64)
+
+    def prepare(self, table: Table, labelled: bool | None = None) -> SequenceSet:
+        """A table -> model-ready sequences (with class indices when it has labels and ``labelled`` is not False)."""
+        if table.kind != self.kind:
+            raise DataError(f"{table.names[0].split(' of ', 1)[-1]}: holds {table.kind}, the model reads {self.kind}")
+        if self.kind == "text":
+            x = [self.encode_text(t) for t in table.items]
+            for ids, name in zip(x, table.names, strict=True):
+                if len(ids) == 0:
+                    raise DataError(f"{name}: no tokens in the text")
+        else:
+            check_series(table.items, table.names, self.channels)
+            x = self.scale(fix_missing(table.items, table.names, self.missing))
+        if self.max_len is not None:
+            x = [s[: self.max_len] for s in x]
+        y = None
+        if table.labels is not None and labelled is not False:
+            y = self.labels.encode(table.labels, table.names)
+        return SequenceSet(x, y, table.names)
+
+    def to_json(self) -> dict:
+        spec = {"kind": self.kind, "classes": self.labels.classes.tolist(), "channels": self.channels}
+        if self.scale is not None:
+            spec.update(mean=self.scale.mean.tolist(), std=self.scale.std.tolist())
+        return spec
+
+    @classmethod
+    def from_json(cls, spec: dict, cfg: ClassifyConfig, run: Path) -> Inputs:
+        tokenizer = load_tokenizer(run / "tokenizer.json") if spec["kind"] == "text" else None
+        scale = Standardizer(spec["mean"], spec["std"]) if spec["kind"] == "series" else None
+        return cls(spec["kind"], Labels(spec["classes"]), cfg, tokenizer, scale, spec["channels"])
+
+
+def model_from(cfg: ClassifyConfig, inputs: Inputs) -> Classifier:
+    return Classifier(
+        len(inputs.labels.classes),
+        channels=inputs.channels if inputs.kind == "series" else None,
+        vocab_size=inputs.vocab_size,
+        embed=cfg.embed,
+        model=cfg.model,
+        hidden=cfg.hidden,
+        layers=cfg.layers,
+        bidirectional=cfg.bidirectional,
+        pooling=cfg.pooling,
+        dropout=cfg.dropout,
+        backend=cfg.backend,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def metrics(y: np.ndarray, proba: np.ndarray, K: int) -> dict:
+    """Accuracy, macro-F1, mean cross-entropy, the confusion matrix (rows: true class) and per-class scores."""
+    pred = proba.argmax(1)
+    confusion = np.zeros((K, K), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    tp = np.diag(confusion).astype(np.float64)
+    support, predicted = confusion.sum(1), confusion.sum(0)
+    precision = np.divide(tp, predicted, out=np.zeros(K), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(K), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(K), where=precision + recall > 0)
+    present = support > 0  # macro-F1 over the classes that occur, as scikit-learn's labels=present
+    loss = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
+    return {
+        "accuracy": float((pred == y).mean()),
+        "macro_f1": float(f1[present].mean()),
+        "loss": loss,
+        "confusion": confusion,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+    }
+
+
+def report_text(m: dict, classes: np.ndarray) -> str:
+    width = max(8, *(len(str(c)) for c in classes))
+    lines = [f"{'class':>{width}}  precision  recall     f1  support"]
+    for k, c in enumerate(classes):
+        lines.append(
+            f"{c!s:>{width}}  {m['precision'][k]:9.3f}  {m['recall'][k]:6.3f}  {m['f1'][k]:5.3f}  {m['support'][k]:7d}"
+        )
+    lines.append(f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, loss {m['loss']:.4f} (nats)")
+    return "\n".join(lines)
+
+
+def plot_confusion(path: Path, confusion: np.ndarray, classes: np.ndarray, title: str) -> bool:
+    """A confusion-matrix PNG (rows true, columns predicted, counts in the cells). False without matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        return False
+    K = len(classes)
+    size = min(12, 2.5 + 0.45 * K)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(K), [str(c) for c in classes], rotation=45 if K > 4 else 0, ha="right" if K > 4 else "center")
+    ax.set_yticks(range(K), [str(c) for c in classes])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    top = confusion.max() if confusion.size else 0
+    if K <= 30:
+        for i in range(K):
+            for j in range(K):
+                ax.text(j, i, str(confusion[i, j]), ha="center", va="center",
+                        color="white" if confusion[i, j] > top / 2 else "black", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ the task
+@torch.no_grad()
+def predict_proba(model: Classifier, data: SequenceSet, batch: int = 256) -> np.ndarray:
+    """(n, K) class probabilities in the order of ``data``; batches sorted by length so that little is padded."""
+    model.eval()
+    out = np.zeros((len(data), model.head.out_features), dtype=np.float64)
+    for index in by_length(data.lengths, batch):
+        x, lengths = pad([data.x[i] for i in index])
+        out[index] = torch.softmax(model(x, lengths).double(), dim=1).numpy()
+    return out
+
+
+class ClassifyTask:
+    """Length-bucketed minibatches, cross-entropy, and validation by accuracy, for seqlab.train.train."""
+
+    def __init__(self, model: Classifier, train_set: SequenceSet, val_set: SequenceSet, cfg: ClassifyConfig, K: int):
+        self.model, self.train_set, self.val_set, self.cfg, self.K = model, train_set, val_set, cfg, K
+        self.buckets = Buckets(train_set.lengths, cfg.batch, cfg.seed)
+        self.tokens_per_step = max(1, int(min(cfg.batch, len(train_set)) * train_set.lengths.mean()))
+        self.weights = None
+        if cfg.class_weight == "balanced":
+            counts = np.bincount(train_set.y, minlength=K).astype(np.float64)
+            self.weights = torch.tensor(len(train_set.y) / (K * np.maximum(counts, 1)), dtype=torch.float32)
+        self.last: dict = {}
+
+    def batch(self, step: int):
+        index = self.buckets(step)
+        x, lengths = pad([self.train_set.x[i] for i in index])
+        return x, lengths, torch.from_numpy(self.train_set.y[index])
+
+    def loss(self, batch) -> torch.Tensor:
+        x, lengths, y = batch
+        self.model.train()
+        return F.cross_entropy(self.model(x, lengths), y, weight=self.weights)
+
+    def evaluate(self) -> dict[str, float]:
+        m = metrics(self.val_set.y, predict_proba(self.model, self.val_set), self.K)
+        self.last = m
+        return {"val_loss": m["loss"], "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+
+    @staticmethod
+    def objective(result: dict) -> tuple[float, float]:
+        return (-result["val_accuracy"], result["val_loss"])  # accuracy first; among equals, the surer model
+
+    def report(self, step: int) -> str:
+        return f"validation accuracy {self.last['accuracy']:.4f}, macro-F1 {self.last['macro_f1']:.4f}"
+
+    def carry(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def set_carry(self, tensors) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------ runs
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_config(run: Path) -> tuple[ClassifyConfig, dict]:
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise checkpoint.CheckpointError(f"{run}: not a seqlab run (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("task") != "classify":
+            raise checkpoint.CheckpointError(f"{run}: not a classifier run (task {saved.get('task', 'lm')!r})")
+        known = {f.name for f in fields(ClassifyConfig)}
+        return ClassifyConfig(**{k: v for k, v in saved["config"].items() if k in known}), saved
+    except (ValueError, KeyError, TypeError) as e:
+        if isinstance(e, checkpoint.CheckpointError):
+            raise
+        raise checkpoint.CheckpointError(f"{path}: unreadable run config ({e})") from None
+
+
+def split(table: Table, cfg: ClassifyConfig) -> tuple[np.ndarray, np.ndarray]:
+    if table.labels is None:
+        raise DataError("no labels to train on")
+    y = np.unique(np.asarray(table.labels), return_inverse=True)[1].reshape(-1)
+    return stratified_split(y, cfg.val_fraction, cfg.seed)
+
+
+def train_classifier(
+    cfg: ClassifyConfig,
+    table: Table | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    echo=print,
+) -> tuple[Classifier, Inputs, Path]:
+    """Train on ``cfg.data`` (or on ``table``, from Python) in a new run directory, or continue ``resume``.
+
+    Returns the model with the best checkpoint's weights (in eval mode), its inputs, and the run directory.
+    """
+    if resume:
+        run = Path(resume)
+        minutes = cfg.minutes
+        cfg, saved = read_config(run)
+        cfg.minutes = minutes
+        if not saved.get("data_sha256"):
+            raise ValueError(f"{run}: trained from Python data, which the run does not hold; it cannot be resumed")
+        if file_sha256(cfg.data) != saved["data_sha256"]:
+            raise DataError(f"{cfg.data}: changed since the run started (SHA-256 differs); resume needs the same data")
+        table = read_table(cfg.data, cfg, labels="required")
+        inputs = Inputs.from_json(saved["inputs"], cfg, run)
+    else:
+        check_config(cfg)
+        if table is None:
+            if not cfg.data:
+                raise ValueError("give the training data (a file)")
+            table = read_table(cfg.data, cfg, labels="required")
+        run = Path(out) if out else Path("runs") / f"classify-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if run.exists() and any(run.iterdir()):
+            raise FileExistsError(f"{run} exists; choose another --out, or continue it with --resume {run}")
+        train_index, _ = split(table, cfg)
+        inputs = Inputs.fit(table, train_index, cfg)
+        run.mkdir(parents=True, exist_ok=True)
+        if inputs.tokenizer is not None:
+            inputs.tokenizer.save(run / "tokenizer.json")
+        meta = {
+            "task": "classify",
+            "config": asdict(cfg),
+            "data_sha256": file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None,
+            "inputs": inputs.to_json(),
+            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        }
+        (run / "config.json").write_text(json.dumps(meta, indent=1))
+    train_index, val_index = split(table, cfg)
+    data = inputs.prepare(table)
+    train_set = data.subset(train_index)
+    val_set = data.subset(val_index) if len(val_index) else train_set  # no hold-out: monitor the training split
+    K = len(inputs.labels.classes)
+    per_epoch = Buckets(train_set.lengths, cfg.batch, cfg.seed).per_epoch
+    cfg = replace(cfg, steps=cfg.steps or cfg.epochs * per_epoch, eval_every=cfg.eval_every or per_epoch)
+    if not resume:
+        echo(
+            f"run: {run}\n{inputs.kind}: {len(train_set)} training and {len(val_index)} validation sequences, "
+            f"{K} classes, lengths {int(data.lengths.min())}..{int(data.lengths.max())}"
+            + (f", {inputs.channels} channels" if inputs.kind == "series" else f", vocabulary {inputs.vocab_size}")
+        )
+    torch.manual_seed(cfg.seed)
+    model = model_from(cfg, inputs)
+    task = ClassifyTask(model, train_set, val_set, cfg, K)
+    result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
+    model = load(run)[0]
+    m = metrics(val_set.y, predict_proba(model, val_set), K)
+    which = "validation" if len(val_index) else "training (no validation split)"
+    (run / "report.txt").write_text(f"{which} split, best checkpoint (step {result['best']['step']})\n"
+                                    + report_text(m, inputs.labels.classes) + "\n")  # fmt: skip
+    plot_confusion(run / "confusion.png", m["confusion"], inputs.labels.classes, f"{which}, {len(val_set)} sequences")
+    why = {"steps": "end of the schedule", "minutes": "time budget spent", "patience": "no better validation"}
+    echo(
+        f"stopped at step {result['step']} ({why[result['stopped']]}); best at step {result['best']['step']}: "
+        f"{which} accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}; run written to {run}"
+    )
+    return model, inputs, run
+
+
+def load(run: str | Path, which: str = "best") -> tuple[Classifier, Inputs, ClassifyConfig]:
+    """The classifier of a run (best or last checkpoint) in eval mode on CPU, with its inputs."""
+    run = Path(run)
+    cfg, saved = read_config(run)
+    inputs = Inputs.from_json(saved["inputs"], cfg, run)
+    model = model_from(cfg, inputs)
+    tensors, meta = checkpoint.load(run / "checkpoints" / f"{which}.safetensors")
+    checkpoint.restore(tensors, meta, model)
+    return model.eval(), inputs, cfg
+
+
+def evaluate(
+    run: str | Path, data: str | Path, out: Path | None = None, which: str = "best", columns: Columns | None = None
+) -> dict:
+    """Metrics of a run's model on a labelled file; with ``out``, report.txt and confusion.png written there.
+    ``columns`` names the file's columns when they differ from the training file's."""
+    model, inputs, cfg = load(run, which)
+    table = read_table(data, columns or cfg, labels="required")
+    ds = inputs.prepare(table)
+    m = metrics(ds.y, predict_proba(model, ds), len(inputs.labels.classes))
+    m["report"] = report_text(m, inputs.labels.classes)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=False)
+        (out / "report.txt").write_text(f"{data}, {len(ds)} sequences\n{m['report']}\n")
+        plot_confusion(out / "confusion.png", m["confusion"], inputs.labels.classes, f"{Path(data).name}, {len(ds)}")
+    return m
+
+
+def write_predictions(path: Path, ids: list[str], proba: np.ndarray, classes: np.ndarray) -> None:
+    """CSV: id, predicted label, one probability column per class; written whole to a temp file, then renamed."""
+    import csv
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label", *[f"p_{c}" for c in classes.tolist()]])
+        for i, p in zip(ids, proba, strict=True):
+            w.writerow([i, classes[p.argmax()], *[f"{v:.6g}" for v in p]])
+    tmp.replace(path)
