@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-lm clean
+.PHONY: run test lint bench bench-lm bench-classify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: $(STAMP)
 
 bench-lm: $(STAMP)
 	$(BIN)/seqlab lm bench pydoc --minutes 10
+
+# UCR/UEA archive splits that aeon ships (JapaneseVowels, GunPoint, ItalyPowerDemand), 3 seeds: ~5 minutes.
+bench-classify: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[aeon]'
+	$(BIN)/seqlab classify bench --out runs/classify-bench-$(shell date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/ruff check seqlab tests

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classify import ClassifyConfig, load, metrics, predict_proba, train_classifier
+from .classify import ClassifyConfig, load, metrics, plot_confusion, predict_proba, train_classifier
 from .data.sequences import series_from_arrays
 from .data.tables import Table
 from .data.text import DataError
@@ -70,6 +70,8 @@ def run(
                 done.write_text(json.dumps({"seconds": seconds}))
             test = inputs.prepare(test_table)
             m = metrics(test.y, predict_proba(model, test), len(inputs.labels.classes))
+            plot_confusion(run_dir / "test-confusion.png", m["confusion"], inputs.labels.classes,
+                           f"{name} test split, {len(test)} series, seed {seed}")  # fmt: skip
             row = {"data": name, "seed": seed, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "seconds": seconds}
             rows.append(row)
             echo(
@@ -94,9 +96,12 @@ def describe(cfg: ClassifyConfig) -> str:
 
 
 def table(rows: list[dict], cfg: ClassifyConfig) -> str:
+    from .bench import machine
+
+    seeds = len({r["seed"] for r in rows})
     lines = [
-        f"seqlab: {describe(cfg)}. Test accuracy %, mean (standard deviation) over seeds; "
-        "published: mean (std) of 10 runs.",
+        f"seqlab: {describe(cfg)}. Test accuracy %, mean (standard deviation) over {seeds} "
+        f"seeds; train s: wall-clock seconds per run on {machine()}. Published: mean (std) of 10 runs.",
         "",
         "| data set | seqlab | min..max | train s | target | MLP | FCN | ResNet |",
         "|---|---|---|---|---|---|---|---|",

@@ -329,3 +329,21 @@ def test_estimator_refuses_mismatched_inputs():
     with pytest.raises(DataError, match="text 1 of X: empty text"):
         SequenceClassifier().fit(["a", ""], [0, 1])
     assert isinstance(SequenceSet([], None, []), SequenceSet)
+
+
+# ------------------------------------------------------------------------------------------------ benchmark
+def test_benchmark_reads_aeons_bundled_splits_and_writes_its_table(tmp_path):
+    from seqlab import classify_bench
+
+    train = classify_bench.load_ucr("ItalyPowerDemand", "train")
+    assert len(train.items) == 67 and {s.shape for s in train.items} == {(24, 1)} and set(train.labels) == {"1", "2"}
+    vowels = classify_bench.load_ucr("JapaneseVowels", "test")
+    assert len(vowels.items) == 370 and len({len(s) for s in vowels.items}) > 5 and vowels.items[0].shape[1] == 12
+    cfg = ClassifyConfig(hidden=8, epochs=2, patience=None)
+    rows = classify_bench.run(["ItalyPowerDemand"], 1, tmp_path, cfg, echo=lambda s: None)
+    assert rows[0]["data"] == "ItalyPowerDemand" and 0 <= rows[0]["accuracy"] <= 1
+    table = (tmp_path / "table.md").read_text()
+    assert "| ItalyPowerDemand |" in table and "96.1 (0.3)" in table  # FCN's published figure beside ours
+    assert (tmp_path / "ItalyPowerDemand-seed0" / "test-confusion.png").is_file()
+    again = classify_bench.run(["ItalyPowerDemand"], 1, tmp_path, cfg, echo=lambda s: None)  # reuses the finished run
+    assert again == rows
