@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--throughput-steps", type=int, default=20, help="steps per round of the loop-overhead check")
     bn.add_argument("--threads", type=int)
     add_config_flags(bn, LMConfig, skip=("data", "minutes"))
+    cp = lm_sub.add_parser("compare", help="LSTM, GRU and Transformer at comparable size: bpc against CPU minutes")
+    cp.add_argument("data", nargs="?", default="pydoc")
+    cp.add_argument("--minutes", type=float, default=10.0, help="training budget per model (default 10)")
+    cp.add_argument(
+        "--models", type=_csv(("lstm", "gru", "rnn", "transformer")), default=["lstm", "gru", "transformer"]
+    )
+    cp.add_argument("--out", help="comparison folder (an existing one is continued)")
+    cp.add_argument("--threads", type=int)
+    sp = lm_sub.add_parser("speed", help="per-token generation time and state memory against position")
+    sp.add_argument("--positions", type=int, default=4096)
+    sp.add_argument("--out", help="folder for speed.csv and speed.png")
+    sp.add_argument("--threads", type=int)
     ev = lm_sub.add_parser("eval", help="bits per character of a text under a run's model")
     ev.add_argument("run")
     ev.add_argument("file")
@@ -224,6 +236,23 @@ def cmd_lm(args) -> None:
 
         cfg = config_from(args, lm.LMConfig, data=args.data, minutes=args.minutes)
         lm_bench.run(cfg, args.out, args.throughput_steps)
+    elif args.lm_command in ("compare", "speed"):
+        import time
+        from pathlib import Path
+
+        from . import lm_compare
+
+        out = Path(args.out or f"runs/lm-{args.lm_command}-{time.strftime('%Y%m%d-%H%M%S')}")
+        say = lambda s: print(s, flush=True)  # noqa: E731
+        if args.lm_command == "compare":
+            rows = lm_compare.compare(args.data, args.minutes, args.models, out, echo=say)
+            print(lm_compare.table(rows, args.data, args.minutes))
+            print(f"written to {out}: table.md, results.csv, curves.png, one run directory per model")
+        else:
+            if args.positions < 1:
+                raise ValueError(f"--positions must be at least 1, got {args.positions}")
+            lm_compare.speed(args.positions, out, echo=say)
+            print(f"written to {out}: speed.csv, speed.png")
     elif args.lm_command == "eval":
         from pathlib import Path
 

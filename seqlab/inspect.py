@@ -53,6 +53,8 @@ def correlations(states: torch.Tensor, prop: torch.Tensor) -> torch.Tensor:
 
 def inspect(run: str, text: str, units: list[int] | None, layer: int, out: Path, top: int = 3) -> dict:
     model, tokenizer, cfg = load(run)
+    if cfg.model == "transformer":
+        raise ValueError(f"{run}: inspect shows recurrent gates and cell states; this run is a transformer")
     if tokenizer.kind != "char":
         raise DataError(f"{run}: inspect reads one character per step; this run uses the {tokenizer.kind} tokenizer")
     if len(text) < 2:

@@ -1,7 +1,21 @@
-"""Modules users build with: drop-in recurrent layers, their diagnostics, and masked pooling."""
+"""Modules users build with: drop-in recurrent layers, their diagnostics, self-attention blocks, masked pooling."""
 
+from .attention import KVCache, Transformer
 from .pooling import POOLINGS, Pool, valid_mask
 from .recording import Recording, record
 from .recurrent import GRU, LSTM, RNN, Recurrent, layer_class
 
-__all__ = ["GRU", "LSTM", "POOLINGS", "RNN", "Pool", "Recording", "Recurrent", "layer_class", "record", "valid_mask"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "POOLINGS",
+    "RNN",
+    "KVCache",
+    "Pool",
+    "Recording",
+    "Recurrent",
+    "Transformer",
+    "layer_class",
+    "record",
+    "valid_mask",
+]
