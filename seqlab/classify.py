@@ -54,11 +54,12 @@ class ClassifyConfig(TrainConfig, Columns):
     tokenizer: str = "char"  # text: char | word | bpe, trained on the training file's texts
     vocab_size: int = 8000  # word and bpe only
     max_len: int | None = None  # keep the first max_len steps of longer sequences; None keeps every step
-    model: str = "gru"  # rnn | lstm | gru
+    model: str = "gru"  # rnn | lstm | gru | transformer
     embed: int = 64  # text only
     hidden: int = 128
     layers: int = 1
-    bidirectional: bool = True  # a class can hinge on the start of a series as much as on its end
+    bidirectional: bool = True  # a class can hinge on the start of a series as much as on its end (recurrent only)
+    heads: int = 4  # transformer only
     pooling: str = "concat"  # last | mean | max | attention | concat (last+max+mean): concat was best on the UCR sets
     dropout: float = 0.1  # before the head (and between layers)
     backend: str = "auto"
@@ -76,7 +77,7 @@ class ClassifyConfig(TrainConfig, Columns):
 def check_config(cfg: ClassifyConfig) -> None:
     """Refuse a bad choice before anything is read or written."""
     choices = {
-        "model": ("rnn", "lstm", "gru"),
+        "model": ("rnn", "lstm", "gru", "transformer"),
         "pooling": POOLINGS,
         "tokenizer": ("char", "word", "bpe"),
         "class_weight": ("none", "balanced"),
@@ -85,9 +86,11 @@ def check_config(cfg: ClassifyConfig) -> None:
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}")
-    for name in ("hidden", "layers", "batch", "epochs", "embed"):
+    for name in ("hidden", "layers", "batch", "epochs", "embed", "heads"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.model == "transformer" and (cfg.hidden % cfg.heads or (cfg.hidden // cfg.heads) % 2):
+        raise ValueError(f"hidden {cfg.hidden} must split into {cfg.heads} heads of an even size (rotary positions)")
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -167,6 +170,7 @@ def model_from(cfg: ClassifyConfig, inputs: Inputs) -> Classifier:
         pooling=cfg.pooling,
         dropout=cfg.dropout,
         backend=cfg.backend,
+        heads=cfg.heads,
     )
 
 

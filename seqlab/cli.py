@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     la = sub.add_parser("lab", help="memory experiments: the adding problem and the copy task across models")
     la.add_argument("task", choices=("adding", "copy", "gradients"))
     la.add_argument("--on", choices=("adding", "copy"), default="adding", help="gradients: the task to measure on")
-    la.add_argument("--models", type=_csv(("rnn", "lstm", "gru")), default=["rnn", "lstm", "gru"])
+    la.add_argument("--models", type=_csv(("rnn", "lstm", "gru", "transformer")), default=["rnn", "lstm", "gru"],
+                    help="comma-separated; transformer: a causal 2-block Transformer of the same width")  # fmt: skip
     la.add_argument("--lengths", type=_ints, help="sequence lengths T (default adding 50,100,200; copy 100,200)")
     la.add_argument("--seeds", type=int, default=3)
     la.add_argument("--steps", type=int, default=4000, help="training steps per run (default 4000)")

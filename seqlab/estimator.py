@@ -86,6 +86,7 @@ class SequenceClassifier(*_BASES):
         layers: int = _D.layers,
         bidirectional: bool = _D.bidirectional,
         pooling: str = _D.pooling,
+        heads: int = _D.heads,
         dropout: float = _D.dropout,
         embed: int = _D.embed,
         tokenizer: str = _D.tokenizer,
@@ -104,7 +105,7 @@ class SequenceClassifier(*_BASES):
         verbose: bool = False,
     ):
         self.model, self.hidden, self.layers, self.bidirectional = model, hidden, layers, bidirectional
-        self.pooling, self.dropout, self.embed, self.tokenizer = pooling, dropout, embed, tokenizer
+        self.pooling, self.heads, self.dropout, self.embed, self.tokenizer = pooling, heads, dropout, embed, tokenizer
         self.vocab_size, self.max_len, self.missing, self.class_weight = vocab_size, max_len, missing, class_weight
         self.batch, self.epochs, self.patience, self.val_fraction = batch, epochs, patience, val_fraction
         self.lr, self.weight_decay, self.backend = lr, weight_decay, backend

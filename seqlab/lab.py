@@ -28,7 +28,7 @@ from .models.memory import MemoryModel
 from .train import TrainConfig, pyplot, read_metrics, train
 
 TASKS = ("adding", "copy")
-MODELS = ("rnn", "lstm", "gru")
+MODELS = ("rnn", "lstm", "gru", "transformer")
 
 
 @dataclass
@@ -52,6 +52,8 @@ class LabConfig(TrainConfig):
     test_size: int = 1000
     forget_bias: float = 1.0  # LSTM only
     orthogonal: bool = False  # orthogonal W_hh at initialisation
+    blocks: int = 2  # transformer only: pre-norm blocks of width `hidden`
+    heads: int = 4  # transformer only
 
 
 def baseline(task: str, T: int) -> float:
@@ -65,9 +67,8 @@ class MemoryTask:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         if cfg.task == "adding":
-            self.model = MemoryModel(
-                cfg.model, 2, cfg.hidden, 1, forget_bias=cfg.forget_bias, orthogonal=cfg.orthogonal
-            )
+            self.model = MemoryModel(cfg.model, 2, cfg.hidden, 1, forget_bias=cfg.forget_bias,
+                                     orthogonal=cfg.orthogonal, blocks=cfg.blocks, heads=cfg.heads)  # fmt: skip
             self.make, self.length = adding, cfg.T
         else:
             self.model = MemoryModel(
@@ -78,6 +79,8 @@ class MemoryTask:
                 one_hot=True,
                 forget_bias=cfg.forget_bias,
                 orthogonal=cfg.orthogonal,
+                blocks=cfg.blocks,
+                heads=cfg.heads,
             )
             self.make, self.length = copy_memory, cfg.T + 20
         self.test = self.make(cfg.test_size, cfg.T, seed=1_000_000 + cfg.seed)  # never a training seed
@@ -283,6 +286,10 @@ def spectral_radius(model: MemoryModel) -> float:
 def run_gradients(task: str, T: int, models: list[str], steps: int, out: Path, echo=print) -> list[dict]:
     """||∂L/∂h_t|| against t at initialisation (every variant) and after ``steps`` steps of training (each model),
     the gradient norm before clipping during training, and the RNN's spectral radius: gradients.csv and .png."""
+    if "transformer" in models:
+        raise ValueError(
+            "lab gradients records ||dL/dh_t|| through recurrent layers; leave transformer out of --models"
+        )
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
 

@@ -212,6 +212,14 @@ def load(run: str | Path, which: str = "best") -> tuple[LanguageModel, Tokenizer
 
 
 # ------------------------------------------------------------------------------------------------ use
+def start_ids(tokenizer: Tokenizer) -> list[int]:
+    """What an empty prompt starts from: a newline when the vocabulary has one, else token 0."""
+    try:
+        return tokenizer.encode("\n") or [0]
+    except DataError:  # a character vocabulary without a newline
+        return [0]
+
+
 @torch.no_grad()
 def generate(
     model: LanguageModel,
@@ -238,7 +246,7 @@ def generate(
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     model.eval()
-    ids = tokenizer.encode(prompt) if prompt else tokenizer.encode("\n") or [0]
+    ids = tokenizer.encode(prompt) if prompt else start_ids(tokenizer)
     gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
     decode = Decoder(tokenizer)
     logits, state = model(torch.tensor([ids]), None)

@@ -16,7 +16,8 @@ positions because
   W = ``window`` (the LM's training context). Training windows are W long, so there the mask is the plain causal
   one; a full forward pass over a longer text uses the banded mask, and cached generation keeps the last W - 1 keys
   per layer. Cached and uncached runs are therefore the same computation, token for token, at any length, and
-  generation past the training context slides the window with constant memory instead of failing.
+  generation past the training context slides the window with constant memory instead of failing. (Stacked, L
+  layers hear back L (W - 1) steps, as in Longformer's and Mistral's sliding-window attention.)
 The bidirectional stack (classification) masks padded keys from ``lengths``; a padded row equals the sequence alone.
 """
 

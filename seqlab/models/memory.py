@@ -1,4 +1,5 @@
-"""The model of the memory lab: one recurrent layer and a linear read-out, as in the papers it reproduces.
+"""The model of the memory lab: one recurrent layer and a linear read-out, as in the papers it reproduces; or, to
+compare, a causal Transformer (inputs projected to its width, ``blocks`` pre-norm blocks) and the same read-out.
 
 adding: x (B, T, 2) -> the read-out of the last state, (B,).
 copy:   ids (B, T) as one-hot vectors -> logits for every step, (B, T, classes).
@@ -10,26 +11,35 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..layers import layer_class
+from ..layers import Transformer, layer_class
 
 
 class MemoryModel(nn.Module):
     def __init__(self, cell: str, n_in: int, hidden: int, n_out: int, one_hot: bool = False,
-                 forget_bias: float | None = 1.0, orthogonal: bool = False, backend: str = "auto"):  # fmt: skip
+                 forget_bias: float | None = 1.0, orthogonal: bool = False, backend: str = "auto",
+                 blocks: int = 2, heads: int = 4):  # fmt: skip
         """orthogonal: W_hh starts as a random orthogonal matrix (all eigenvalues on the unit circle), the usual
-        remedy for a vanilla RNN's vanishing gradients (Saxe et al. 2014; Le et al. 2015 for the identity)."""
+        remedy for a vanilla RNN's vanishing gradients (Saxe et al. 2014; Le et al. 2015 for the identity).
+        blocks, heads: the Transformer's (cell 'transformer')."""
         super().__init__()
+        self.n_in, self.one_hot = n_in, one_hot
+        self.head = nn.Linear(hidden, n_out)
+        if cell == "transformer":
+            self.project = nn.Linear(n_in, hidden)
+            self.transformer = Transformer(hidden, blocks, heads, causal=True)
+            return
         extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
         self.rnn = layer_class(cell)(n_in, hidden, batch_first=True, backend=backend, **extra)
         if orthogonal:
             with torch.no_grad():
                 for g in self.rnn.weight_hh_l0.split(hidden):  # each gate block on its own
                     nn.init.orthogonal_(g)
-        self.head = nn.Linear(hidden, n_out)
-        self.n_in, self.one_hot = n_in, one_hot
 
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         if self.one_hot:
             x = F.one_hot(x, self.n_in).float()  # (B, T, n_in)
-        h, _ = self.rnn(x)  # (B, T, H)
+        if hasattr(self, "transformer"):
+            h, _ = self.transformer(self.project(x))  # (B, T, H), causal: step t sees steps <= t
+        else:
+            h, _ = self.rnn(x)  # (B, T, H)
         return self.head(h[:, -1] if last_only else h)
