@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-lm bench-classify clean
+.PHONY: run test lint bench bench-lm bench-classify bench-forecast clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench-lm: $(STAMP)
 bench-classify: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[aeon]'
 	$(BIN)/seqlab classify bench --out runs/classify-bench-$(shell date +%Y%m%d-%H%M%S)
+
+# airpassengers (pmdarima), co2 and sunspots (statsmodels) beside seasonal naive, SARIMA and ETS; 3 seeds.
+bench-forecast: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[forecast]'
+	$(BIN)/seqlab forecast bench --out runs/forecast-bench-$(shell date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/ruff check seqlab tests

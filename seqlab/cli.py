@@ -114,7 +114,50 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict")
     ev.add_argument("--threads", type=int)
     add_classify_parser(sub)
+    add_forecast_parser(sub)
     return parser
+
+
+def add_forecast_parser(sub) -> None:
+    import dataclasses
+
+    from .forecast import ForecastConfig
+
+    columns = ("time_column", "id_column", "targets", "covariates")
+    f = sub.add_parser("forecast", help="forecast time series: train, predict, evaluate")
+    f_sub = f.add_subparsers(dest="forecast_command", required=True)
+    t = f_sub.add_parser(
+        "train",
+        help="train on a file of series",
+        description="DATA: .csv/.tsv (one row per step; --time-column, --id-column, --targets, --covariates), "
+        ".npy (T,) or (T, C), or .npz with y (T, C) or (n, T, C) and optional covariates.",
+    )
+    t.add_argument("data", nargs="?")
+    t.add_argument("--out", help="run directory to create (default runs/forecast-<model>-<time>)")
+    t.add_argument("--resume", metavar="RUN", help="continue RUN exactly where its last checkpoint left it")
+    t.add_argument("--threads", type=int)
+    t.add_argument("--no-progress", action="store_true")
+    add_config_flags(t, ForecastConfig, skip=("data",))
+    p = f_sub.add_parser("predict", help="forecast the next --horizon steps of every series, as CSV")
+    p.add_argument("run")
+    p.add_argument("data")
+    p.add_argument("--out", required=True, help="the CSV to write: id, step, y0.. (and 80%% intervals)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--threads", type=int)
+    e = f_sub.add_parser("eval", help="MAE, RMSE, sMAPE and MASE on each series' last --horizon steps")
+    e.add_argument("run")
+    e.add_argument("data")
+    e.add_argument("--plot", help="PNG to write: history, forecast, truth and seasonal naive")
+    e.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    e.add_argument("--threads", type=int)
+    others = tuple(fl.name for fl in dataclasses.fields(ForecastConfig) if fl.name not in columns)
+    for q in (p, e):
+        add_config_flags(q, ForecastConfig, skip=others)  # only the column names: a file may be laid out differently
+    b = f_sub.add_parser("bench", help="statsmodels/pmdarima series: MASE beside seasonal naive, SARIMA and ETS")
+    b.add_argument("--out", help="benchmark folder (an existing one is continued)")
+    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--threads", type=int)
 
 
 def add_classify_parser(sub) -> None:
@@ -325,6 +368,52 @@ def cmd_classify(args) -> None:
         print(f"written to {out}: table.md, results.csv, one run directory per data set and seed")
 
 
+def cmd_forecast(args) -> None:
+    import json
+    from dataclasses import replace
+    from pathlib import Path
+
+    import torch
+
+    from . import forecast
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.forecast_command == "train":
+        if bool(args.data) == bool(args.resume):
+            raise ValueError("give DATA for a new run or --resume RUN (one of them)")
+        cfg = config_from(args, forecast.ForecastConfig, **({"data": args.data} if args.data else {}))
+        forecast.train_forecaster(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
+        return
+    if args.forecast_command == "bench":
+        import time
+
+        from . import forecast_bench
+
+        out = Path(args.out or f"runs/forecast-bench-{time.strftime('%Y%m%d-%H%M%S')}")
+        rows = forecast_bench.run(out, args.seeds, echo=lambda s: print(s, flush=True))
+        print(forecast_bench.table(rows))
+        print(f"written to {out}: table.md, results.csv, one run directory per series and seed")
+        return
+    _, cfg, _ = forecast.load(args.run, args.checkpoint)
+    cols = {n: getattr(args, n) for n in ("time_column", "id_column", "targets", "covariates")}
+    cfg = replace(cfg, **{k: v for k, v in cols.items() if v is not None})
+    if args.forecast_command == "eval":
+        plot = Path(args.plot) if args.plot else None
+        if plot is not None and plot.exists():
+            raise FileExistsError(f"{plot} exists; choose another --plot")
+        data = forecast.load_data(args.data, cfg)
+        result = forecast.evaluate(args.run, data=data, which=args.checkpoint, plot=plot)
+        print(json.dumps(result, indent=1))
+    else:
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise FileExistsError(f"{out} exists; pass --force to replace it")
+        data, mu, sigma = forecast.predict(args.run, args.data, args.checkpoint, cfg)
+        forecast.write_forecasts(out, data, mu, sigma)
+        print(f"{len(data.ids)} forecasts of {mu.shape[1]} steps written to {out}")
+
+
 def _ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -413,13 +502,20 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        commands = {"bench": cmd_bench, "lm": cmd_lm, "lab": cmd_lab, "inspect": cmd_inspect, "classify": cmd_classify}
+        commands = {
+            "bench": cmd_bench,
+            "lm": cmd_lm,
+            "lab": cmd_lab,
+            "inspect": cmd_inspect,
+            "classify": cmd_classify,
+            "forecast": cmd_forecast,
+        }
         commands[args.command](args)
     except (ValueError, OSError, TrainingError) as e:
         print(f"seqlab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = " (continue with --resume RUN)" if args.command in ("lm", "classify") else ""
+        hint = " (continue with --resume RUN)" if args.command in ("lm", "classify", "forecast") else ""
         print(f"seqlab: interrupted{hint}", file=sys.stderr)
         return 130
     return 0

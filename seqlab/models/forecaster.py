@@ -1,0 +1,93 @@
+"""Forecaster: a window of history -> the next H steps, by a direct multi-horizon head or an autoregressive rollout.
+
+Legend: B batch, L context, H horizon, C target channels, K known covariates, D width.
+
+Each step's input is [y_t, k_t] (targets and known covariates, scaled). The encoder is a unidirectional recurrent
+stack or a causal Transformer.
+- ``direct`` (the default): the encoder's state after the last context step, joined with the future covariates of all
+  H steps, goes through one linear head to all H x C values at once. No forecast is fed back, so errors do not
+  compound along the horizon and training sees exactly what prediction sees (no exposure bias); one forward pass
+  per forecast (MQ-RNN, Wen et al. 2017; N-BEATS's finding that direct multi-horizon outputs hold up on M4).
+- ``autoregressive``: a one-step-ahead head at every position, trained with teacher forcing (the true y_t is the
+  input at t); forecasting feeds each prediction back as the next input (DeepAR's rollout, Salinas et al. 2020),
+  so any horizon can be asked for.
+With ``gaussian`` the head also gives a log standard deviation per value and the loss is the Gaussian negative
+log-likelihood; intervals are mean ± z·sigma. Without it, the loss is the mean squared error.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..layers import Transformer, layer_class
+
+OUTPUTS = ("direct", "autoregressive")
+
+
+class Forecaster(nn.Module):
+    def __init__(self, channels: int, covariates: int = 0, horizon: int = 12, model: str = "lstm", hidden: int = 64,
+                 layers: int = 2, output: str = "direct", gaussian: bool = False, dropout: float = 0.1,
+                 heads: int = 4, backend: str = "auto"):  # fmt: skip
+        super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        self.C, self.K, self.H, self.output, self.gaussian = channels, covariates, horizon, output, gaussian
+        n_in, per_value = channels + covariates, 2 if gaussian else 1
+        self.is_transformer = model == "transformer"
+        if self.is_transformer:
+            self.project = nn.Linear(n_in, hidden)
+            self.transformer = Transformer(hidden, layers, heads, dropout, causal=True)
+        else:
+            between = dropout if layers > 1 else 0.0
+            self.rnn = layer_class(model)(n_in, hidden, layers, batch_first=True, dropout=between, backend=backend)
+        self.drop = nn.Dropout(dropout)
+        if output == "direct":
+            self.head = nn.Linear(hidden + horizon * covariates, horizon * channels * per_value)
+        else:
+            self.head = nn.Linear(hidden, channels * per_value)
+
+    def encode(self, x: Tensor, state=None):
+        """(B, T, C + K) -> (B, T, D) and the state to continue from (recurrent state or key/value cache)."""
+        if self.is_transformer:
+            return self.transformer(self.project(x), state)
+        return self.rnn(x, state)
+
+    def split(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Head output (..., C or 2C) -> mean and log standard deviation (None without gaussian)."""
+        if not self.gaussian:
+            return out, None
+        mean, log_std = out.chunk(2, dim=-1)
+        return mean, log_std.clamp(-7.0, 7.0)
+
+    def forward(self, history: Tensor, future_cov: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """history (B, L, C + K); future_cov (B, H, K) when K > 0 -> mean (B, H, C) and log_std (B, H, C) or None."""
+        B = history.shape[0]
+        if self.output == "direct":
+            h, _ = self.encode(history)
+            summary = self.drop(h[:, -1])  # (B, D)
+            if self.K:
+                summary = torch.cat([summary, future_cov.reshape(B, -1)], dim=1)
+            out = self.head(summary).view(B, self.H, -1)  # (B, H, C or 2C)
+            return self.split(out)
+        # autoregressive rollout: each prediction is the next step's input. The recurrent state carries on; the
+        # Transformer re-reads the grown sequence (its cache exists only outside training, and H is short).
+        h, state = self.encode(history)
+        seq, means, log_stds = history, [], []
+        for j in range(self.H):
+            mean, log_std = self.split(self.head(self.drop(h[:, -1:])))  # (B, 1, C)
+            means.append(mean)
+            log_stds.append(log_std)
+            if j + 1 < self.H:
+                step = mean if not self.K else torch.cat([mean, future_cov[:, j : j + 1]], dim=2)
+                if self.is_transformer:
+                    seq = torch.cat([seq, step], dim=1)
+                    h, _ = self.encode(seq)
+                else:
+                    h, state = self.encode(step, state)
+        return torch.cat(means, 1), (torch.cat(log_stds, 1) if self.gaussian else None)
+
+    def teacher_forced(self, window: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Autoregressive training: window (B, L + H, C + K) -> predictions of steps 1..L+H-1, (B, L + H - 1, C)."""
+        h, _ = self.encode(window[:, :-1])
+        return self.split(self.head(self.drop(h)))

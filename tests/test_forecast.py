@@ -1,0 +1,180 @@
+"""Forecasting: metrics on known cases, window normalisation, both output modes, covariates, the command line with
+its errors, and the benchmark's loaders and baselines."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab import forecast
+from seqlab.cli import main
+from seqlab.data.text import DataError
+from seqlab.data.timeseries import read_series, series_set
+from seqlab.forecast import ForecastConfig, normalize, scores, seasonal_naive, train_forecaster
+from seqlab.models.forecaster import Forecaster
+
+SMALL = {"hidden": 16, "layers": 1, "context": 24, "horizon": 6, "season": 12, "steps": 150, "eval_every": 50,
+         "patience": None, "batch": 32, "lr": 5e-3, "warmup": 10}  # fmt: skip
+
+
+def seasonal_series(n=2, T=160, seed=0):
+    """Monthly-like series: level + trend + a 12-step season + noise, at different levels."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    return [(10 * (i + 1) + 0.05 * t + 3 * np.sin(2 * np.pi * t / 12) + 0.2 * rng.standard_normal(T)).astype(np.float32)
+            for i in range(n)]  # fmt: skip
+
+
+def test_seasonal_naive_and_scores_on_known_cases():
+    history = np.arange(24, dtype=np.float64)[:, None] % 12  # a pure 12-season
+    assert np.array_equal(seasonal_naive(history, 15, 12)[:, 0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2])
+    assert np.array_equal(seasonal_naive(np.array([[1.0], [5.0]]), 3, 1)[:, 0], [5, 5, 5])
+    truth = np.array([[[1.0], [2.0]]])
+    s = scores(truth, truth + np.array([[[1.0], [-1.0]]]), [np.array([[0.0], [2.0], [4.0]])], 1)
+    assert s["mae"] == 1 and s["rmse"] == 1
+    assert s["mase"] == pytest.approx(0.5)  # in-sample naive error is 2
+    assert s["smape"] == pytest.approx((200 * 1 / 3 + 200 * 1 / 3) / 2)
+    perfect = scores(truth, truth, [np.array([[0.0], [1.0]])], 1)
+    assert perfect["mae"] == perfect["mase"] == perfect["smape"] == 0
+
+
+def test_normalize_uses_the_context_only():
+    w = torch.tensor([[[1.0], [3.0], [100.0]]])
+    z, mean, std = normalize(w, 2)
+    assert mean.item() == 2 and std.item() == 1 and z[0, 2, 0].item() == 98
+    flat, _, s = normalize(torch.full((1, 3, 1), 5.0), 2)
+    assert s.item() == 1 and flat.abs().max() == 0
+
+
+@pytest.mark.parametrize("model, output", [("gru", "direct"), ("gru", "autoregressive"), ("transformer", "direct")])
+def test_forecasts_beat_seasonal_naive_on_a_noisy_seasonal_trend(tmp_path, model, output):
+    cfg = ForecastConfig(**{**SMALL, "output": output, "model": model, "heads": 2, "steps": 300})
+    _, run = train_forecaster(cfg, series_set(seasonal_series()), tmp_path / "r", progress=False, echo=lambda s: None)
+    result = json.loads((run / "scores.json").read_text())
+    assert result["model"]["mase"] < result["seasonal_naive"]["mase"]  # the naive forecast misses the trend
+    assert (run / "forecast.png").is_file()
+
+
+def test_rollout_and_direct_shapes_and_a_gaussian_head():
+    torch.manual_seed(0)
+    for output in ("direct", "autoregressive"):
+        for model in ("lstm", "transformer"):
+            net = Forecaster(2, covariates=1, horizon=5, model=model, hidden=8, heads=2, output=output, gaussian=True)
+            net.eval()
+            mean, log_std = net(torch.randn(3, 7, 3), torch.randn(3, 5, 1))
+            assert mean.shape == log_std.shape == (3, 5, 2)
+    with pytest.raises(ValueError, match="output must be one of"):
+        Forecaster(1, output="seq2seq")
+
+
+def test_autoregressive_rollout_feeds_its_predictions_back():
+    torch.manual_seed(0)
+    net = Forecaster(1, horizon=4, model="gru", hidden=8, output="autoregressive").eval()
+    history = torch.randn(2, 6, 1)
+    mean, _ = net(history)
+    seq = history
+    for j in range(4):  # by hand: one step ahead, appended, again
+        h, _ = net.encode(seq)
+        step = net.head(h[:, -1:])
+        torch.testing.assert_close(step, mean[:, j : j + 1])
+        seq = torch.cat([seq, step], 1)
+
+
+def test_known_covariates_are_used_for_the_horizon(tmp_path):
+    rng = np.random.default_rng(0)
+    T = 200
+    promo = (rng.uniform(size=T) < 0.2).astype(np.float32)  # a known future event drives the target
+    y = (5 + 4 * promo + 0.1 * rng.standard_normal(T)).astype(np.float32)
+    data = series_set(y, promo[:, None])
+    cfg = ForecastConfig(**{**SMALL, "season": 1, "steps": 400})
+    _, run = train_forecaster(cfg, data, tmp_path / "r", progress=False, echo=lambda s: None)
+    result = json.loads((run / "scores.json").read_text())
+    assert result["model"]["mase"] < 0.5 * result["seasonal_naive"]["mase"]
+
+
+def test_gaussian_intervals_cover_roughly_their_level(tmp_path):
+    rng = np.random.default_rng(1)
+    y = [(np.sin(np.arange(300) / 3) + 0.5 * rng.standard_normal(300)).astype(np.float32) for _ in range(4)]
+    cfg = ForecastConfig(**{**SMALL, "gaussian": True, "season": 1, "steps": 400})
+    _, run = train_forecaster(cfg, series_set(y), tmp_path / "r", progress=False, echo=lambda s: None)
+    coverage = json.loads((run / "scores.json").read_text())["coverage_80"]
+    assert 0.5 <= coverage <= 1.0
+
+
+def test_cli_train_eval_predict_with_several_series_in_one_csv(tmp_path, capsys):
+    path = tmp_path / "sales.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["store", "month", "sales"])
+        for i, s in enumerate(seasonal_series(3)):
+            w.writerows([f"s{i}", f"m{t}", f"{v:.4f}"] for t, v in enumerate(s))
+    run = tmp_path / "run"
+    args = ["forecast", "train", str(path), "--id-column", "store", "--time-column", "month", "--out", str(run),
+            "--no-progress"] + [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items() if v is not None]  # fmt: skip
+    assert main(args) == 0
+    assert "seasonal naive" in capsys.readouterr().out
+    assert main(["forecast", "eval", str(run), str(path), "--plot", str(tmp_path / "p.png")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"model", "seasonal_naive"} and (tmp_path / "p.png").is_file()
+    out = tmp_path / "f.csv"
+    assert main(["forecast", "predict", str(run), str(path), "--out", str(out)]) == 0
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["id"], r["step"]) for r in rows[:7]] == [("s0", str(h)) for h in range(1, 7)] + [("s1", "1")]
+    assert len(rows) == 18 and all(np.isfinite(float(r["y0"])) for r in rows)
+    assert main(["forecast", "predict", str(run), str(path), "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, extra, message",
+    [
+        ("t,y\n" + "".join(f"{i},{i}\n" for i in range(20)), [], "too short for context 24 \\+ horizon 6"),
+        ("t,y\n1,2\n2,x\n", [], "line 3 of .*: y = 'x' is not a number"),
+        ("t,y\n" + "".join(f"{i},{'' if i == 50 else i}\n" for i in range(80)), [], "nan at time step 50, channel 0"),
+        ("t,y\n1,2\n", ["--targets", "z"], "no target column 'z'"),
+        ("t,y\n1,2\n", ["--output", "seq2seq"], "output must be one of direct, autoregressive"),
+    ],
+)
+def test_cli_bad_series_get_one_line_and_exit_2(tmp_path, capsys, content, extra, message):
+    import re
+
+    path = tmp_path / "d.csv"
+    path.write_text(content)
+    args = ["forecast", "train", str(path), "--time-column", "t", "--context", "24", "--horizon", "6",
+            "--out", str(tmp_path / "run"), "--no-progress", *extra]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(message, err), err
+    assert not (tmp_path / "run").exists() and path.read_text() == content
+
+
+def test_series_readers_and_channel_checks(tmp_path):
+    np.save(tmp_path / "one.npy", np.arange(10.0))
+    assert read_series(tmp_path / "one.npy").targets[0].shape == (10, 1)
+    np.savez(tmp_path / "many.npz", y=np.zeros((3, 8, 2)), covariates=np.ones((3, 8, 1)))
+    many = read_series(tmp_path / "many.npz")
+    assert len(many.targets) == 3 and many.channels == 2 and many.n_covariates == 1
+    (tmp_path / "c.csv").write_text("t,a,b,k\n1,1,2,0\n2,3,4,1\n")
+    table = read_series(tmp_path / "c.csv", time_column="t", covariates="k")
+    assert np.array_equal(table.targets[0], [[1, 2], [3, 4]]) and table.times[0] == ["1", "2"]
+    with pytest.raises(DataError, match="1 target channels, expected 2"):
+        forecast.check(series_set([np.zeros(5)]), channels=2)
+    with pytest.raises(DataError, match="covariates must have one row per time step"):
+        series_set(np.zeros(5), np.zeros((4, 1)))
+
+
+def test_benchmark_loaders_and_statistical_baselines():
+    from seqlab import forecast_bench
+
+    air = forecast_bench.load("airpassengers")
+    assert air.shape == (144,) and air[0] == 112
+    sun = forecast_bench.load("sunspots")
+    assert len(sun) == 309
+    co2 = forecast_bench.load("co2")
+    assert np.isfinite(co2).all() and 500 < len(co2) < 560  # monthly means of the weekly record, gaps filled
+    pred = forecast_bench.sarima(air[:-12], 12, 12)
+    assert pred.shape == (12,) and np.abs(pred - air[-12:]).mean() < 60
+    assert forecast_bench.ets(air[:-12], 12, 12).shape == (12,)
