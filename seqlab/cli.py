@@ -115,7 +115,74 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int)
     add_classify_parser(sub)
     add_forecast_parser(sub)
+    add_autoencode_parser(sub)
+    add_gan_parser(sub)
     return parser
+
+
+def add_gan_parser(sub) -> None:
+    from .gan import GANConfig
+
+    g = sub.add_parser("gan", help="sequence GANs (TimeGAN): train, sample, evaluate")
+    g_sub = g.add_subparsers(dest="gan_command", required=True)
+    t = g_sub.add_parser("train", help="train on sines (the TimeGAN paper's) or a file of series")
+    t.add_argument("data", nargs="?", default="sines")
+    t.add_argument("--out", help="run directory to create (default runs/gan-<time>)")
+    t.add_argument("--threads", type=int)
+    add_config_flags(t, GANConfig, skip=("data",))
+    s = g_sub.add_parser("sample", help="write synthetic sequences: .npz with X (n, channels, length) and lengths")
+    s.add_argument("run")
+    s.add_argument("--n", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True)
+    s.add_argument("--force", action="store_true")
+    s.add_argument("--threads", type=int)
+    e = g_sub.add_parser("eval", help="discriminative and predictive scores, PCA and t-SNE plots")
+    e.add_argument("run")
+    e.add_argument("--repeats", type=int, default=5)
+    e.add_argument("--n", type=int, help="real and synthetic sequences per score (default: all the real ones)")
+    e.add_argument("--out", help="folder for scores.json and pca-tsne.png (default RUN/eval-<time>)")
+    e.add_argument("--disc-steps", type=int, default=2000, help="training steps of the post-hoc discriminator")
+    e.add_argument("--pred-steps", type=int, default=5000, help="training steps of the post-hoc predictor")
+    e.add_argument("--threads", type=int)
+    b = g_sub.add_parser("bench", help="sines and JapaneseVowels beside the paper's figures")
+    b.add_argument("--steps", type=int, default=2000, help="steps per phase (default 2000)")
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--out")
+    b.add_argument("--threads", type=int)
+
+
+def add_autoencode_parser(sub) -> None:
+    import dataclasses
+
+    from .autoencode import AutoencodeConfig
+    from .data.tables import Columns
+
+    columns = tuple(f.name for f in dataclasses.fields(Columns))
+    a = sub.add_parser("autoencode", help="sequence autoencoders: codes and anomaly scores")
+    a_sub = a.add_subparsers(dest="autoencode_command", required=True)
+    t = a_sub.add_parser("train", help="train on series (the classifier's series formats; labels are ignored)")
+    t.add_argument("data")
+    t.add_argument("--out", help="run directory to create (default runs/autoencode-<model>-<time>)")
+    t.add_argument("--threads", type=int)
+    t.add_argument("--no-progress", action="store_true")
+    add_config_flags(t, AutoencodeConfig, skip=("data",))
+    e = a_sub.add_parser("embed", help="write each sequence's code: .npy, or .csv with an id column")
+    s = a_sub.add_parser("score", help="per-sequence and per-step reconstruction errors, flagged by the threshold")
+    for q in (e, s):
+        q.add_argument("run")
+        q.add_argument("data")
+        q.add_argument("--out", required=True)
+        q.add_argument("--force", action="store_true", help="replace --out if it exists")
+        q.add_argument("--threads", type=int)
+        add_config_flags(q, Columns)
+        q.set_defaults(column_flags=columns)
+    s.add_argument("--normal-label", help="with labels in DATA: the normal class; prints precision, recall, F1")
+    s.add_argument("--plot", help="PNG to write: the score histogram and the worst sequences' errors")
+    b = a_sub.add_parser("bench", help="synthetic spikes and shifts, GunPoint one-class, codes -> logistic regression")
+    b.add_argument("--out", help="benchmark folder (an existing one is continued)")
+    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--threads", type=int)
 
 
 def add_forecast_parser(sub) -> None:
@@ -414,6 +481,116 @@ def cmd_forecast(args) -> None:
         print(f"{len(data.ids)} forecasts of {mu.shape[1]} steps written to {out}")
 
 
+def cmd_autoencode(args) -> None:
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from . import autoencode
+    from .data.tables import Columns
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.autoencode_command == "train":
+        autoencode.train_autoencoder(config_from(args, autoencode.AutoencodeConfig, data=args.data), out=args.out,
+                                     progress=not args.no_progress)  # fmt: skip
+        return
+    if args.autoencode_command == "bench":
+        from . import autoencode_bench
+
+        out = Path(args.out or f"runs/autoencode-bench-{time.strftime('%Y%m%d-%H%M%S')}")
+        rows = autoencode_bench.run(out, args.seeds, echo=lambda s: print(s, flush=True))
+        print(autoencode_bench.table(rows, autoencode.AutoencodeConfig()))
+        print(f"written to {out}: table.md, results.csv, one run directory per task and seed")
+        return
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    _, cfg, _ = autoencode.load(args.run)
+    columns = Columns(**{n: getattr(args, n) if getattr(args, n) is not None else getattr(cfg, n)
+                         for n in args.column_flags})  # fmt: skip
+    if args.autoencode_command == "embed":
+        codes, table = autoencode.embed(args.run, args.data, columns)
+        tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+        if out.suffix == ".npy":
+            np.save(tmp, codes)
+        else:
+            with open(tmp, "w") as f:
+                f.write("id," + ",".join(f"z{k}" for k in range(codes.shape[1])) + "\n")
+                f.writelines(
+                    f"{i}," + ",".join(f"{v:.6g}" for v in row) + "\n" for i, row in zip(table.ids, codes, strict=True)
+                )
+        tmp.replace(out)
+        print(f"{len(codes)} codes of size {codes.shape[1]} written to {out}")
+        return
+    if args.plot and Path(args.plot).exists():
+        raise FileExistsError(f"{args.plot} exists; choose another --plot")
+    result = autoencode.score(args.run, args.data, columns, args.normal_label)
+    autoencode.write_scores(out, result)
+    if args.plot:
+        autoencode.plot_scores(Path(args.plot), result, cfg.score)
+    flagged = int(result["anomaly"].sum())
+    print(
+        f"{flagged} of {len(result['scores'])} sequences above the threshold {result['threshold']:.4g}; "
+        f"written to {out} and {out.with_name(out.stem + '-steps.csv')}"
+    )
+    if "metrics" in result:
+        m = result["metrics"]
+        print(
+            f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
+            f"area under PR {m['auc_pr']:.3f}"
+        )
+
+
+def cmd_gan(args) -> None:
+    import json
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from . import gan
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.gan_command == "train":
+        gan.train_gan(
+            config_from(args, gan.GANConfig, data=args.data), out=args.out, echo=lambda s: print(s, flush=True)
+        )
+    elif args.gan_command == "sample":
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise FileExistsError(f"{out} exists; pass --force to replace it")
+        if args.n < 1:
+            raise ValueError(f"--n must be at least 1, got {args.n}")
+        seqs, lengths = gan.sample(args.run, args.n, args.seed)
+        X = np.zeros((len(seqs), seqs[0].shape[1], int(lengths.max())), np.float32)
+        for i, s in enumerate(seqs):
+            X[i, :, : len(s)] = s.T
+        tmp = out.with_name(f".{out.stem}.tmp.npz")
+        np.savez(tmp, X=X, lengths=lengths)
+        tmp.replace(out)
+        print(f"{len(seqs)} sequences written to {out} (X {X.shape}, lengths {lengths.min()}..{lengths.max()})")
+    elif args.gan_command == "eval":
+        out = Path(args.out or Path(args.run) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
+        if out.exists():
+            raise FileExistsError(f"{out} exists; choose another --out")
+        result = gan.evaluate(args.run, args.repeats, args.n, out, (args.disc_steps, args.pred_steps),
+                              echo=lambda s: print(s, flush=True))  # fmt: skip
+        print(json.dumps(result, indent=1))
+        print(f"written to {out}: scores.json, pca-tsne.png")
+    else:
+        from . import gan_bench
+
+        out = Path(args.out or f"runs/gan-bench-{time.strftime('%Y%m%d-%H%M%S')}")
+        rows = gan_bench.run(out, args.steps, args.repeats, echo=lambda s: print(s, flush=True))
+        print(gan_bench.table(rows))
+        print(f"written to {out}: table.md, results.json, one run directory per data set")
+
+
 def _ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -509,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
             "inspect": cmd_inspect,
             "classify": cmd_classify,
             "forecast": cmd_forecast,
+            "autoencode": cmd_autoencode,
+            "gan": cmd_gan,
         }
         commands[args.command](args)
     except (ValueError, OSError, TrainingError) as e:

@@ -1,0 +1,63 @@
+"""Sequence autoencoder: a recurrent encoder -> a fixed-size code -> a recurrent decoder that rebuilds the sequence.
+
+Legend: B batch, T time, C channels, Z code size, H hidden, L layers, D encoder directions.
+
+The encoder reads each sequence within its own length; its final states (both directions) become the code through
+one linear map. The decoder starts from a state made from the code, gets the code again at every step beside the
+previous value, and emits one step at a time (Srivastava et al. 2015; EncDec-AD, Malhotra et al. 2016).
+- ``reconstruct(..., teacher=True)``: the previous true value is the input (teacher forcing), for training;
+- ``teacher=False``: the decoder's own previous output is the input (free running), for scoring — a decoder that
+  saw the true previous value would copy an anomaly instead of failing on it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..layers import Pool, layer_class, valid_mask
+
+
+class SequenceAutoencoder(nn.Module):
+    def __init__(self, channels: int, model: str = "gru", hidden: int = 64, layers: int = 1, code: int = 16,
+                 bidirectional: bool = True, backend: str = "auto"):  # fmt: skip
+        super().__init__()
+        self.model, self.layers, self.hidden = model, layers, hidden
+        cell = layer_class(model)
+        D = 2 if bidirectional else 1
+        self.encoder = cell(channels, hidden, layers, batch_first=True, bidirectional=bidirectional, backend=backend)
+        self.pool = Pool("last", D * hidden, D)
+        self.to_code = nn.Linear(D * hidden, code)
+        self.from_code = nn.Linear(code, layers * hidden)
+        self.decoder = cell(channels + code, hidden, layers, batch_first=True, backend=backend)
+        self.out = nn.Linear(hidden, channels)
+
+    def encode(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """(B, T, C) -> codes (B, Z), from each sequence's own final states."""
+        h, _ = self.encoder(x, lengths=lengths)
+        return self.to_code(self.pool(h, lengths))
+
+    def _start(self, code: Tensor):
+        h0 = torch.tanh(self.from_code(code)).view(-1, self.layers, self.hidden).transpose(0, 1).contiguous()
+        return (h0, torch.zeros_like(h0)) if self.model == "lstm" else h0  # (L, B, H)
+
+    def reconstruct(self, code: Tensor, lengths: Tensor, x: Tensor | None = None) -> Tensor:
+        """codes (B, Z) -> (B, T, C), zero past each length. With x (teacher forcing), step t reads x_{t-1};
+        without it, step t reads the decoder's own output at t-1. Step 0 reads zeros."""
+        B, T = code.shape[0], int(lengths.max())
+        if x is not None:
+            prev = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)  # (B, T, C) shifted right
+            inputs = torch.cat([prev, code[:, None].expand(B, T, code.shape[1])], dim=2)
+            h, _ = self.decoder(inputs, self._start(code), lengths=lengths)
+            out = self.out(h)
+        else:
+            state, step, outs = self._start(code), torch.zeros(B, 1, self.out.out_features, device=code.device), []
+            for _ in range(T):
+                h, state = self.decoder(torch.cat([step, code[:, None]], dim=2), state)
+                step = self.out(h)  # (B, 1, C)
+                outs.append(step)
+            out = torch.cat(outs, dim=1)
+        return out * valid_mask(lengths.to(out.device), T)[:, :, None]
+
+    def forward(self, x: Tensor, lengths: Tensor, teacher: bool = True) -> Tensor:
+        return self.reconstruct(self.encode(x, lengths), lengths, x if teacher else None)

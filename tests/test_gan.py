@@ -1,0 +1,93 @@
+"""Sequence GAN: the sines data, the evaluation metrics on known cases, TimeGAN training end to end on tiny data,
+synthetic sequences with their own lengths, and the command line."""
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab import gan
+from seqlab.cli import main
+from seqlab.data.tables import read_table
+from seqlab.gan import GANConfig, discriminative_score, predictive_score, sines, train_gan
+from seqlab.models.timegan import TimeGAN
+
+TINY = {"n": 200, "hidden": 8, "layers": 2, "batch": 32, "steps": 30, "eval_every": 15}
+
+
+def test_sines_follow_the_papers_recipe():
+    data = sines(50, seed=1)
+    assert len(data) == 50 and data[0].shape == (5, 24)
+    x = np.stack(data).astype(np.float64)
+    phase = np.arcsin(x[:, :, 0])  # t = 0: sin(phase)
+    freq = np.arcsin(x[:, :, 1]) - phase  # t = 1: sin(freq + phase)
+    assert phase.min() >= 0 and phase.max() <= 0.1 + 1e-6 and freq.min() >= -1e-6 and freq.max() <= 0.1 + 1e-6
+    t = np.arange(24)
+    np.testing.assert_allclose(x[3, 2], np.sin(freq[3, 2] * t + phase[3, 2]), atol=1e-5)
+
+
+def test_discriminative_score_is_near_zero_for_identical_sets_and_large_for_different_ones():
+    real = [s.T.copy() for s in sines(400, seed=0)]
+    same = discriminative_score(real, [s.copy() for s in real], steps=150)
+    assert same < 0.1  # identical data: no classifier can beat chance
+    flat = [np.full_like(s, 0.5) for s in real]
+    assert discriminative_score(real, flat, steps=1000) > 0.4
+
+
+def test_predictive_score_is_better_when_trained_on_the_real_dynamics():
+    real = [s.T.copy() for s in sines(300, seed=0)]
+    noise = [np.random.default_rng(i).uniform(-1, 1, s.shape).astype(np.float32) for i, s in enumerate(real)]
+    assert predictive_score(real, real, steps=300) < predictive_score(real, noise, steps=300)
+
+
+def test_sample_is_generated_within_each_length():
+    torch.manual_seed(0)
+    m = TimeGAN(3, hidden=6, layers=2).eval()
+    x = m.sample(torch.tensor([4, 9, 1]))
+    assert x.shape == (3, 9, 3) and x[0, 4:].abs().max() == 0 and x[2, 1:].abs().max() == 0
+    assert x.min() >= 0 and x.max() <= 1
+
+
+def test_training_end_to_end_and_sequences_keep_their_own_lengths(tmp_path):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 15, 120)
+    X = np.zeros((120, 2, 14), np.float32)
+    for i, n in enumerate(lengths):
+        X[i, :, :n] = np.sin(np.arange(n) / 2 + rng.uniform(0, 6)) * [[1.0], [3.0]] + [[0.0], [10.0]]
+    np.savez(tmp_path / "d.npz", X=X, lengths=lengths)
+    _, run = train_gan(GANConfig(**{**TINY, "data": str(tmp_path / "d.npz")}), tmp_path / "run", echo=lambda s: None)
+    seqs, got = gan.sample(run, 50, seed=3)
+    assert set(got.tolist()) <= set(lengths.tolist()) and [len(s) for s in seqs] == got.tolist()
+    assert all(np.isfinite(s).all() for s in seqs)
+    assert 9.9 - 3.1 <= np.mean([s[:, 1].mean() for s in seqs]) <= 10.1 + 3.1  # back in the data's units
+    again, _ = gan.sample(run, 50, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(seqs, again, strict=True))
+    result = gan.evaluate(run, repeats=1, n=60, out=tmp_path / "eval", steps=(20, 20), echo=lambda s: None)
+    assert 0 <= result["discriminative"] <= 0.5 and result["predictive"] > 0
+    assert (tmp_path / "eval" / "pca-tsne.png").is_file()
+
+
+def test_cli_train_sample_eval_and_errors(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["gan", "train", "sines", "--out", str(run)] + [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    assert main(args) == 0
+    out = tmp_path / "s.npz"
+    assert main(["gan", "sample", str(run), "--n", "7", "--out", str(out)]) == 0
+    table = read_table(out)
+    assert len(table.items) == 7 and table.items[0].shape == (24, 5)
+    assert main(["gan", "sample", str(run), "--n", "7", "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main(["gan", "eval", str(run), "--repeats", "1", "--n", "50", "--disc-steps", "10", "--pred-steps", "10",
+                 "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+    assert '"discriminative"' in capsys.readouterr().out
+    assert main(["gan", "train", "sines", "--layers", "1", "--out", str(tmp_path / "r2")]) == 2
+    assert "layers must be at least 2" in capsys.readouterr().err
+    (tmp_path / "t.csv").write_text("text,label\nhi,a\nho,b\n")
+    assert main(["gan", "train", str(tmp_path / "t.csv"), "--out", str(tmp_path / "r3")]) == 2
+    assert "holds text" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_other_cells_train(tmp_path, cell):
+    _, run = train_gan(GANConfig(**{**TINY, "cell": cell, "steps": 5}), tmp_path / "r", echo=lambda s: None)
+    assert gan.sample(run, 3)[0][0].shape == (24, 5)
