@@ -1,13 +1,14 @@
 """The autoencoder benchmark: anomaly detection where the anomalies are known, and codes as features.
 
-    seqlab autoencode bench                    # -> table.md
+    seqlab autoencode bench                    # -> table.md (~7 minutes on one thread)
 
 1. synthetic: normal series are two noisy sines (2 channels, random frequencies in a band, lengths 50-100);
    anomalies are the same series with an injected spike (3 steps, 4-6 standard deviations) or a level shift (one
    channel, +2 from a random step on). Train on normal series only; test 200 normal + 100 spikes + 100 shifts.
 2. GunPoint (UCR, via aeon): class 1 is normal. Train on the training split's class-1 series; test on the test split.
-3. codes as features: an autoencoder trained on GunPoint's training split (labels unused), its codes fed to a
-   logistic regression (scikit-learn), scored on the test split.
+3. codes as features: an autoencoder trained on ItalyPowerDemand's training split (labels unused), its codes fed to
+   a logistic regression (scikit-learn), scored on the 1029-series test split. (On GunPoint the codes carried no
+   class information: 0.48-0.55 with 1000 epochs and a wider code; the class there hinges on a subtle shape.)
 The threshold is always the run's own: the 99% quantile of held-out normal training series' scores.
 """
 
@@ -57,6 +58,7 @@ def run(out: Path, seeds: int = 3, cfg: AutoencodeConfig | None = None, echo=pri
     out.mkdir(parents=True, exist_ok=True)
     cfg = cfg or AutoencodeConfig()
     gp_train, gp_test = load_ucr("GunPoint", "train"), load_ucr("GunPoint", "test")
+    ipd_train, ipd_test = load_ucr("ItalyPowerDemand", "train"), load_ucr("ItalyPowerDemand", "test")
     keep = [i for i, y in enumerate(gp_train.labels) if y == "1"]
     normal_train = Table("series", [gp_train.items[i] for i in keep], None, [gp_train.names[i] for i in keep],
                          [gp_train.ids[i] for i in keep])  # fmt: skip
@@ -87,9 +89,10 @@ def run(out: Path, seeds: int = 3, cfg: AutoencodeConfig | None = None, echo=pri
         r = score(run_dir, gp_test, normal_label="1")
         rows.append({"task": "GunPoint, class 1 normal", "seed": seed, **r["metrics"]})
         # 3. codes -> logistic regression
-        run_dir = trained("gunpoint-codes", Table("series", gp_train.items, None, gp_train.names, gp_train.ids), seed)
-        rows.append({"task": "GunPoint codes -> logistic regression", "seed": seed,
-                     "accuracy": codes_accuracy(run_dir, gp_train, gp_test)})  # fmt: skip
+        run_dir = trained("italypower-codes", Table("series", ipd_train.items, None, ipd_train.names, ipd_train.ids),
+                          seed)  # fmt: skip
+        rows.append({"task": "ItalyPowerDemand codes -> logistic regression", "seed": seed,
+                     "accuracy": codes_accuracy(run_dir, ipd_train, ipd_test)})  # fmt: skip
         for r in rows[-5:]:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("task", "seed"))
             echo(f"seed {seed}, {r['task']}: {shown}")

@@ -179,7 +179,9 @@ def add_autoencode_parser(sub) -> None:
         q.set_defaults(column_flags=columns)
     s.add_argument("--normal-label", help="with labels in DATA: the normal class; prints precision, recall, F1")
     s.add_argument("--plot", help="PNG to write: the score histogram and the worst sequences' errors")
-    b = a_sub.add_parser("bench", help="synthetic spikes and shifts, GunPoint one-class, codes -> logistic regression")
+    b = a_sub.add_parser(
+        "bench", help="synthetic spikes and shifts, GunPoint one-class, codes -> logistic regression (ItalyPowerDemand)"
+    )
     b.add_argument("--out", help="benchmark folder (an existing one is continued)")
     b.add_argument("--seeds", type=int, default=3)
     b.add_argument("--threads", type=int)
