@@ -16,7 +16,7 @@ import csv
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from .data.sequences import Buckets, SequenceSet, Standardizer, by_length, fix_m
 from .data.tables import Columns, Table, read_table
 from .data.text import DataError
 from .models.autoencoder import SequenceAutoencoder
-from .train import TrainConfig, pyplot, train
+from .train import Stateless, TrainConfig, pyplot, train
 
 SCORES = ("mean", "max")
 
@@ -125,7 +125,7 @@ def detection(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, float
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "auc_pr": average_precision(y, s)}
 
 
-class AutoencodeTask:
+class AutoencodeTask(Stateless):
     def __init__(self, model: SequenceAutoencoder, train_set: SequenceSet, val_set: SequenceSet, cfg: AutoencodeConfig):
         self.model, self.train_set, self.val_set, self.cfg = model, train_set, val_set, cfg
         self.buckets = Buckets(train_set.lengths, cfg.batch, cfg.seed)
@@ -147,22 +147,9 @@ class AutoencodeTask:
     def report(self, step: int) -> str:
         return ""
 
-    def carry(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def set_carry(self, tensors) -> None:
-        pass
-
 
 def read_config(run: Path) -> tuple[AutoencodeConfig, dict]:
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise checkpoint.CheckpointError(f"{run}: not a seqlab run (no config.json)")
-    saved = json.loads(path.read_text())
-    if saved.get("task") != "autoencode":
-        raise checkpoint.CheckpointError(f"{run}: not an autoencoder run")
-    known = {f.name for f in fields(AutoencodeConfig)}
-    return AutoencodeConfig(**{k: v for k, v in saved["config"].items() if k in known}), saved
+    return checkpoint.read_run(run, "autoencode", AutoencodeConfig)
 
 
 def train_autoencoder(cfg: AutoencodeConfig, table: Table | None = None, out: str | Path | None = None,

@@ -92,3 +92,25 @@ def restore(tensors: dict, meta: dict, model, optimizer=None) -> dict[str, torch
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         torch.set_rng_state(tensors["rng.torch"])
     return {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}
+
+
+def read_run(run, task: str, config_cls) -> tuple:
+    """A run directory's config.json -> (config_cls instance, the whole saved JSON), refusing another task's run.
+
+    Fields the config no longer has are dropped, so runs written by an older seqlab still load."""
+    from dataclasses import fields
+
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{run}: not a seqlab run (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+        found = saved.get("task", "lm")
+        if found != task:
+            raise CheckpointError(f"{run}: a {found} run, not a {task} run")
+        known = {f.name for f in fields(config_cls)}
+        return config_cls(**{k: v for k, v in saved["config"].items() if k in known}), saved
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: unreadable run config ({e})") from None

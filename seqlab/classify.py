@@ -18,7 +18,7 @@ import hashlib
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ from .data.text import DataError
 from .data.tokenizers import CharTokenizer, Tokenizer, load_tokenizer, train_tokenizer
 from .layers import POOLINGS
 from .models import Classifier
-from .train import TrainConfig, pyplot, train
+from .train import Stateless, TrainConfig, pyplot, train
 
 
 @dataclass
@@ -250,7 +250,7 @@ def predict_proba(model: Classifier, data: SequenceSet, batch: int = 256) -> np.
     return out
 
 
-class ClassifyTask:
+class ClassifyTask(Stateless):
     """Length-bucketed minibatches, cross-entropy, and validation by accuracy, for seqlab.train.train."""
 
     def __init__(self, model: Classifier, train_set: SequenceSet, val_set: SequenceSet, cfg: ClassifyConfig, K: int):
@@ -285,12 +285,6 @@ class ClassifyTask:
     def report(self, step: int) -> str:
         return f"validation accuracy {self.last['accuracy']:.4f}, macro-F1 {self.last['macro_f1']:.4f}"
 
-    def carry(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def set_carry(self, tensors) -> None:
-        pass
-
 
 # ------------------------------------------------------------------------------------------------ runs
 def file_sha256(path: str | Path) -> str:
@@ -302,19 +296,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def read_config(run: Path) -> tuple[ClassifyConfig, dict]:
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise checkpoint.CheckpointError(f"{run}: not a seqlab run (no config.json)")
-    try:
-        saved = json.loads(path.read_text())
-        if saved.get("task") != "classify":
-            raise checkpoint.CheckpointError(f"{run}: not a classifier run (task {saved.get('task', 'lm')!r})")
-        known = {f.name for f in fields(ClassifyConfig)}
-        return ClassifyConfig(**{k: v for k, v in saved["config"].items() if k in known}), saved
-    except (ValueError, KeyError, TypeError) as e:
-        if isinstance(e, checkpoint.CheckpointError):
-            raise
-        raise checkpoint.CheckpointError(f"{path}: unreadable run config ({e})") from None
+    return checkpoint.read_run(run, "classify", ClassifyConfig)
 
 
 def split(table: Table, cfg: ClassifyConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import csv
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from . import checkpoint
 from .data.text import DataError
 from .data.timeseries import SeriesSet, check, fill_missing, read_series, window_starts
 from .models.forecaster import OUTPUTS, Forecaster
-from .train import TrainConfig, pyplot, train
+from .train import Stateless, TrainConfig, pyplot, train
 
 Z = {0.8: 1.2816, 0.95: 1.9600}  # two-sided normal quantiles of the plotted intervals
 
@@ -150,7 +150,7 @@ def scores(truth: np.ndarray, pred: np.ndarray, insample: list[np.ndarray], m: i
 
 
 # ------------------------------------------------------------------------------------------------ the task
-class ForecastTask:
+class ForecastTask(Stateless):
     """Random windows from the training parts (a pure function of the step), validation on the validation tails."""
 
     def __init__(self, model: Forecaster, data: SeriesSet, cfg: ForecastConfig):
@@ -206,23 +206,10 @@ class ForecastTask:
     def report(self, step: int) -> str:
         return f"validation MASE {self.last['mase']:.3f}, sMAPE {self.last['smape']:.2f}%"
 
-    def carry(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def set_carry(self, tensors) -> None:
-        pass
-
 
 # ------------------------------------------------------------------------------------------------ runs
 def read_config(run: Path) -> tuple[ForecastConfig, dict]:
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise checkpoint.CheckpointError(f"{run}: not a seqlab run (no config.json)")
-    saved = json.loads(path.read_text())
-    if saved.get("task") != "forecast":
-        raise checkpoint.CheckpointError(f"{run}: not a forecasting run")
-    known = {f.name for f in fields(ForecastConfig)}
-    return ForecastConfig(**{k: v for k, v in saved["config"].items() if k in known}), saved
+    return checkpoint.read_run(run, "forecast", ForecastConfig)
 
 
 def train_forecaster(

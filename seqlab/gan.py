@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,14 +209,7 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
 
 
 def read_run(run: str | Path) -> tuple[GANConfig, dict]:
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise checkpoint.CheckpointError(f"{run}: not a seqlab run (no config.json)")
-    saved = json.loads(path.read_text())
-    if saved.get("task") != "gan":
-        raise checkpoint.CheckpointError(f"{run}: not a GAN run")
-    known = {f.name for f in fields(GANConfig)}
-    return GANConfig(**{k: v for k, v in saved["config"].items() if k in known}), saved
+    return checkpoint.read_run(run, "gan", GANConfig)
 
 
 def load(run: str | Path) -> tuple[TimeGAN, GANConfig, dict]:

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from . import checkpoint
 from .data.synthetic import ADDING_BASELINE, COPY_MARKER, adding, copy_baseline, copy_memory
 from .models.memory import MemoryModel
-from .train import TrainConfig, pyplot, read_metrics, train
+from .train import Stateless, TrainConfig, pyplot, read_metrics, train
 
 TASKS = ("adding", "copy")
 MODELS = ("rnn", "lstm", "gru", "transformer")
@@ -60,7 +60,7 @@ def baseline(task: str, T: int) -> float:
     return ADDING_BASELINE if task == "adding" else copy_baseline(T)
 
 
-class MemoryTask:
+class MemoryTask(Stateless):
     """For seqlab.train.train: fresh batches as a pure function of the step, a fixed test set."""
 
     def __init__(self, cfg: LabConfig):
@@ -119,12 +119,6 @@ class MemoryTask:
 
     def report(self, step: int) -> str:
         return ""
-
-    def carry(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def set_carry(self, tensors) -> None:
-        pass
 
 
 def run_one(cfg: LabConfig, run: Path) -> list[dict]:

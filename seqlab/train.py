@@ -74,6 +74,16 @@ class Task(Protocol):
     def set_carry(self, tensors: dict[str, torch.Tensor]) -> None: ...
 
 
+class Stateless:
+    """For tasks whose batches are independent (nothing carried between steps): the carry half of ``Task``."""
+
+    def carry(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def set_carry(self, tensors: dict[str, torch.Tensor]) -> None:
+        pass
+
+
 def lr_at(cfg: TrainConfig, step: int, horizon: int | None) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``min_lr`` at ``horizon``."""
     if step < cfg.warmup:

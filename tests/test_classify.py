@@ -243,7 +243,7 @@ def test_cli_text_classification_with_each_tokenizer(tmp_path, capsys):
         ("text,label\na,x\nb,x\n", [], "at least two classes"),
         ("text,label\na,x\nb,y\nc\n", [], "line 4 of .*: 1 fields, the header has 2"),
         ("txt,label\na,x\nb,y\n", [], "neither a text column 'text'"),
-        ("text,label\na,x\nb,y\n", ["--model", "tcn"], "model must be one of rnn, lstm, gru; got 'tcn'"),
+        ("text,label\na,x\nb,y\n", ["--model", "tcn"], "model must be one of rnn, lstm, gru, transformer; got 'tcn'"),
         ("text,label\na,x\nb,y\n", ["--pooling", "sum"], "pooling must be one of last, mean, max, attention"),
         ("id,x,label\n1,0.5,a\n1,nan,a\n2,1,b\n", [], "series '1' of .*: nan at time step 1, channel 0"),
     ],
