@@ -42,7 +42,7 @@ class GANConfig(Columns):
     hidden: int = 24  # the paper's sines setting (4 x channels, at least 24)
     layers: int = 3
     batch: int = 128
-    steps: int = 2000  # per phase: autoencoder, supervisor, joint (the paper ran 10,000 each)
+    steps: int = 2000  # per phase: autoencoder, supervisor, joint (the reference code runs tens of thousands)
     lr: float = 1e-3  # Adam, the paper's
     gamma: float = 1.0
     eval_every: int = 500  # joint steps between checkpoints and loss reports
