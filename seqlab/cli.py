@@ -451,6 +451,12 @@ def cmd_forecast(args) -> None:
     if args.forecast_command == "train":
         if bool(args.data) == bool(args.resume):
             raise ValueError("give DATA for a new run or --resume RUN (one of them)")
+        if args.resume:
+            import dataclasses
+
+            typed = [f.name for f in dataclasses.fields(forecast.ForecastConfig) if getattr(args, f.name) is not None]
+            if [n for n in typed if n != "minutes"] or args.out:
+                raise ValueError("--resume continues with the run's own config; only --minutes may change")
         cfg = config_from(args, forecast.ForecastConfig, **({"data": args.data} if args.data else {}))
         forecast.train_forecaster(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
         return
