@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import checkpoint
-from .data.sequences import Buckets, SequenceSet, Standardizer, by_length, fix_missing, pad
+from .data.sequences import Buckets, SequenceSet, Standardizer, fix_missing, pad
 from .data.tables import Columns, Table, read_table
 from .data.text import DataError
 from .models.autoencoder import SequenceAutoencoder
@@ -83,8 +83,7 @@ def errors(model: SequenceAutoencoder, data: SequenceSet, batch: int = 256) -> l
     """Per sequence, the free-running reconstruction's squared error per step, averaged over channels: (T_i,)."""
     model.eval()
     out: list[np.ndarray] = [np.empty(0)] * len(data)
-    for index in by_length(data.lengths, batch):
-        x, lengths = pad([data.x[i] for i in index])
+    for index, x, lengths in data.batches(batch):
         recon = model(x, lengths, teacher=False)
         err = ((recon - x) ** 2).mean(2).numpy()  # (B, T)
         for row, i in enumerate(index):
@@ -100,8 +99,7 @@ def sequence_scores(step_errors: list[np.ndarray], how: str) -> np.ndarray:
 def codes_of(model: SequenceAutoencoder, data: SequenceSet, batch: int = 256) -> np.ndarray:
     model.eval()
     out = np.zeros((len(data), model.to_code.out_features), dtype=np.float32)
-    for index in by_length(data.lengths, batch):
-        x, lengths = pad([data.x[i] for i in index])
+    for index, x, lengths in data.batches(batch):
         out[index] = model.encode(x, lengths).numpy()
     return out
 

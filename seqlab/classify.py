@@ -31,7 +31,6 @@ from .data.sequences import (
     Labels,
     SequenceSet,
     Standardizer,
-    by_length,
     check_series,
     fix_missing,
     pad,
@@ -244,8 +243,7 @@ def predict_proba(model: Classifier, data: SequenceSet, batch: int = 256) -> np.
     """(n, K) class probabilities in the order of ``data``; batches sorted by length so that little is padded."""
     model.eval()
     out = np.zeros((len(data), model.head.out_features), dtype=np.float64)
-    for index in by_length(data.lengths, batch):
-        x, lengths = pad([data.x[i] for i in index])
+    for index, x, lengths in data.batches(batch):
         out[index] = torch.softmax(model(x, lengths).double(), dim=1).numpy()
     return out
 
@@ -328,6 +326,7 @@ def train_classifier(
         if file_sha256(cfg.data) != saved["data_sha256"]:
             raise DataError(f"{cfg.data}: changed since the run started (SHA-256 differs); resume needs the same data")
         table = read_table(cfg.data, cfg, labels="required")
+        train_index, val_index = split(table, cfg)
         inputs = Inputs.from_json(saved["inputs"], cfg, run)
     else:
         check_config(cfg)
@@ -338,7 +337,7 @@ def train_classifier(
         run = Path(out) if out else Path("runs") / f"classify-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
         if run.exists() and any(run.iterdir()):
             raise FileExistsError(f"{run} exists; choose another --out, or continue it with --resume {run}")
-        train_index, _ = split(table, cfg)
+        train_index, val_index = split(table, cfg)
         inputs = Inputs.fit(table, train_index, cfg)
         run.mkdir(parents=True, exist_ok=True)
         if inputs.tokenizer is not None:
@@ -351,7 +350,6 @@ def train_classifier(
             "versions": {"torch": torch.__version__, "python": platform.python_version()},
         }
         (run / "config.json").write_text(json.dumps(meta, indent=1))
-    train_index, val_index = split(table, cfg)
     data = inputs.prepare(table)
     train_set = data.subset(train_index)
     val_set = data.subset(val_index) if len(val_index) else train_set  # no hold-out: monitor the training split

@@ -40,6 +40,12 @@ class SequenceSet:
     def lengths(self) -> np.ndarray:
         return np.array([len(s) for s in self.x], dtype=np.int64)
 
+    def batches(self, size: int):
+        """For inference: (index, x, lengths) per batch, longest first so each batch pads little; callers write
+        results back at ``index``."""
+        for index in by_length(self.lengths, size):
+            yield (index, *pad([self.x[i] for i in index]))
+
 
 def series_from_arrays(X, where: str = "X") -> tuple[list[np.ndarray], list[str]]:
     """aeon-style input -> a list of float32 (T_i, C) arrays and their names. Refuses ragged channel counts."""
