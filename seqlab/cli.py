@@ -289,6 +289,17 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls, skip: tuple[st
             parser.add_argument(flag, type=kind, default=None, metavar=f.name.upper(), help=f"(default {default})")
 
 
+def refuse_changes_on_resume(args, config_cls, allowed: tuple[str, ...] = ("minutes",)) -> None:
+    """--resume continues with the run's own config: any other config flag the user typed (or --out) is refused."""
+    import dataclasses
+
+    typed = [f.name for f in dataclasses.fields(config_cls) if getattr(args, f.name, None) is not None]
+    fixed = [n for n in typed if n not in allowed] + (["out"] if getattr(args, "out", None) else [])
+    if fixed:
+        flags = ", ".join("--" + n.replace("_", "-") for n in fixed)
+        raise ValueError(f"--resume continues with the run's own config; drop {flags} (only --minutes may change)")
+
+
 def config_from(args, config_cls, **fixed):
     import dataclasses
 
@@ -298,27 +309,16 @@ def config_from(args, config_cls, **fixed):
 
 
 def cmd_lm(args) -> None:
-    import torch
 
     from . import lm
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     if args.lm_command == "train":
         if not args.data and not args.resume:
             raise ValueError("give DATA (a file, a directory, pydoc or stdlib) or --resume RUN")
         if args.data and args.resume:
             raise ValueError("give DATA for a new run or --resume RUN, not both")
         if args.resume:
-            import dataclasses
-
-            typed = [f.name for f in dataclasses.fields(lm.LMConfig) if getattr(args, f.name, None) is not None]
-            fixed = [n for n in typed if n not in ("minutes", "steps")] + (["out"] if args.out else [])
-            if fixed:
-                flags = ", ".join("--" + n.replace("_", "-") for n in fixed)
-                raise ValueError(
-                    f"--resume continues with the run's own config; drop {flags} (only --minutes may change)"
-                )
+            refuse_changes_on_resume(args, lm.LMConfig, allowed=("minutes", "steps"))  # train_lm checks --steps
         cfg = config_from(args, lm.LMConfig, **({"data": args.data} if args.data else {}))
         lm.train_lm(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
     elif args.lm_command == "sample":
@@ -383,22 +383,14 @@ def cmd_classify(args) -> None:
     import time
     from pathlib import Path
 
-    import torch
-
     from . import classify
     from .data.tables import Columns, read_table
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     if args.classify_command == "train":
         if bool(args.data) == bool(args.resume):
             raise ValueError("give DATA for a new run or --resume RUN (one of them)")
         if args.resume:
-            import dataclasses
-
-            typed = [f.name for f in dataclasses.fields(classify.ClassifyConfig) if getattr(args, f.name) is not None]
-            if [n for n in typed if n != "minutes"] or args.out:
-                raise ValueError("--resume continues with the run's own config; only --minutes may change")
+            refuse_changes_on_resume(args, classify.ClassifyConfig)
         cfg = config_from(args, classify.ClassifyConfig, **({"data": args.data} if args.data else {}))
         _, _, run = classify.train_classifier(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
         if args.test:
@@ -442,21 +434,13 @@ def cmd_forecast(args) -> None:
     from dataclasses import replace
     from pathlib import Path
 
-    import torch
-
     from . import forecast
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     if args.forecast_command == "train":
         if bool(args.data) == bool(args.resume):
             raise ValueError("give DATA for a new run or --resume RUN (one of them)")
         if args.resume:
-            import dataclasses
-
-            typed = [f.name for f in dataclasses.fields(forecast.ForecastConfig) if getattr(args, f.name) is not None]
-            if [n for n in typed if n != "minutes"] or args.out:
-                raise ValueError("--resume continues with the run's own config; only --minutes may change")
+            refuse_changes_on_resume(args, forecast.ForecastConfig)
         cfg = config_from(args, forecast.ForecastConfig, **({"data": args.data} if args.data else {}))
         forecast.train_forecaster(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
         return
@@ -494,13 +478,10 @@ def cmd_autoencode(args) -> None:
     from pathlib import Path
 
     import numpy as np
-    import torch
 
     from . import autoencode
     from .data.tables import Columns
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     if args.autoencode_command == "train":
         autoencode.train_autoencoder(config_from(args, autoencode.AutoencodeConfig, data=args.data), out=args.out,
                                      progress=not args.no_progress)  # fmt: skip
@@ -558,12 +539,9 @@ def cmd_gan(args) -> None:
     from pathlib import Path
 
     import numpy as np
-    import torch
 
     from . import gan
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     if args.gan_command == "train":
         gan.train_gan(
             config_from(args, gan.GANConfig, data=args.data), out=args.out, echo=lambda s: print(s, flush=True)
@@ -613,12 +591,8 @@ def cmd_lab(args) -> None:
     import time
     from pathlib import Path
 
-    import torch
-
     from . import lab
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/lab-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.task == "gradients":
         T = (args.lengths or [100])[0]
@@ -661,18 +635,12 @@ def cmd_inspect(args) -> None:
 def cmd_bench(args) -> None:
     import os
 
-    import torch
-
     from . import bench
 
     if args.repeats is not None and args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     if args.json and os.path.exists(args.json) and not args.force:
         raise FileExistsError(f"{args.json} exists; pass --force to replace it")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     print(f"# seqlab bench on {bench.machine()}", flush=True)
     result = bench.run(args.quick, args.cells, args.backends, args.repeats, log=lambda s: print(s, flush=True))
     if args.markdown:
@@ -687,6 +655,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        threads = getattr(args, "threads", None)  # every command that computes takes --threads
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"--threads must be at least 1, got {threads}")
+            import torch
+
+            torch.set_num_threads(threads)
         commands = {
             "bench": cmd_bench,
             "lm": cmd_lm,
