@@ -132,29 +132,34 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
         h_next = m.supervisor(h, lengths)
         return masked_mse(h_next[:, :-1], h[:, 1:], mask[:, 1:])
 
+    def reconstruction(h: torch.Tensor, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The autoencoder's loss, 10·sqrt(MSE) of recovery(h) against x, as the paper weighs it."""
+        return 10 * masked_mse(m.recovery(h, lengths), x, mask).sqrt()
+
     t0 = time.monotonic()
+
+    def pretrain(phase: str, optimizer, loss_of) -> float:
+        """Phases 1 and 2: ``cfg.steps`` steps of one optimizer on one loss; returns the last loss."""
+        for step in range(cfg.steps):
+            x, lengths, mask = batch()
+            loss = loss_of(x, lengths, mask)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % 100 == 0 or step == cfg.steps - 1:
+                record(phase=phase, step=step, loss=loss.item())
+        save(phase, cfg.steps)
+        return loss.item()
+
     # phase 1: the autoencoder (embedder + recovery)
-    for step in range(cfg.steps):
-        x, lengths, mask = batch()
-        loss = 10 * masked_mse(m.recovery(m.embedder(x, lengths), lengths), x, mask).sqrt()
-        opt_e.zero_grad()
-        loss.backward()
-        opt_e.step()
-        if step % 100 == 0 or step == cfg.steps - 1:
-            record(phase="autoencoder", step=step, loss=loss.item())
-    save("autoencoder", cfg.steps)
-    echo(f"autoencoder: reconstruction 10·sqrt(MSE) {loss.item():.4f} ({time.monotonic() - t0:.0f} s)")
+    last = pretrain(
+        "autoencoder", opt_e, lambda x, lengths, mask: reconstruction(m.embedder(x, lengths), x, lengths, mask)
+    )
+    echo(f"autoencoder: reconstruction 10·sqrt(MSE) {last:.4f} ({time.monotonic() - t0:.0f} s)")
     # phase 2: the supervisor learns next-step latents of real data
-    for step in range(cfg.steps):
-        x, lengths, mask = batch()
-        loss = supervised(m.embedder(x, lengths).detach(), lengths, mask)
-        opt_s.zero_grad()
-        loss.backward()
-        opt_s.step()
-        if step % 100 == 0 or step == cfg.steps - 1:
-            record(phase="supervisor", step=step, loss=loss.item())
-    save("supervisor", cfg.steps)
-    echo(f"supervisor: next-step latent MSE {loss.item():.5f} ({time.monotonic() - t0:.0f} s)")
+    last = pretrain("supervisor", opt_s,
+                    lambda x, lengths, mask: supervised(m.embedder(x, lengths).detach(), lengths, mask))  # fmt: skip
+    echo(f"supervisor: next-step latent MSE {last:.5f} ({time.monotonic() - t0:.0f} s)")
     # phase 3: joint training
     bce = F.binary_cross_entropy_with_logits
     for step in range(cfg.steps):
@@ -177,7 +182,7 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
             g_loss.backward()
             opt_g.step()
             h = m.embedder(x, lengths)
-            e_loss = 10 * masked_mse(m.recovery(h, lengths), x, mask).sqrt() + 0.1 * supervised(h, lengths, mask)
+            e_loss = reconstruction(h, x, lengths, mask) + 0.1 * supervised(h, lengths, mask)
             opt_e.zero_grad()
             e_loss.backward()
             opt_e.step()
