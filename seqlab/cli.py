@@ -134,6 +134,7 @@ def add_gan_parser(sub) -> None:
     s.add_argument("run")
     s.add_argument("--n", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label", help="conditional runs: only this class (default: classes as often as in training)")
     s.add_argument("--out", required=True)
     s.add_argument("--force", action="store_true")
     s.add_argument("--threads", type=int)
@@ -146,7 +147,8 @@ def add_gan_parser(sub) -> None:
     e.add_argument("--pred-steps", type=int, default=5000, help="training steps of the post-hoc predictor")
     e.add_argument("--threads", type=int)
     b = g_sub.add_parser("bench", help="sines and JapaneseVowels beside the paper's figures")
-    b.add_argument("--steps", type=int, default=2000, help="steps per phase (default 2000)")
+    b.add_argument("--steps", type=int, help="steps per phase (default: sines 10,000, JapaneseVowels 5,000)")
+    b.add_argument("--only", help="one set: sines or JapaneseVowels (two processes can share one --out)")
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--out")
     b.add_argument("--threads", type=int)
@@ -552,14 +554,15 @@ def cmd_gan(args) -> None:
             raise FileExistsError(f"{out} exists; pass --force to replace it")
         if args.n < 1:
             raise ValueError(f"--n must be at least 1, got {args.n}")
-        seqs, lengths = gan.sample(args.run, args.n, args.seed)
+        seqs, lengths, labels = gan.sample(args.run, args.n, args.seed, label=args.label)
         X = np.zeros((len(seqs), seqs[0].shape[1], int(lengths.max())), np.float32)
         for i, s in enumerate(seqs):
             X[i, :, : len(s)] = s.T
         tmp = out.with_name(f".{out.stem}.tmp.npz")
-        np.savez(tmp, X=X, lengths=lengths)
+        np.savez(tmp, X=X, lengths=lengths, **({"y": labels} if labels is not None else {}))
         tmp.replace(out)
-        print(f"{len(seqs)} sequences written to {out} (X {X.shape}, lengths {lengths.min()}..{lengths.max()})")
+        print(f"{len(seqs)} sequences written to {out} (X {X.shape}, lengths {lengths.min()}..{lengths.max()}"
+              + (", with their classes in y)" if labels is not None else ")"))  # fmt: skip
     elif args.gan_command == "eval":
         out = Path(args.out or Path(args.run) / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
         if out.exists():
@@ -572,7 +575,7 @@ def cmd_gan(args) -> None:
         from . import gan_bench
 
         out = Path(args.out or f"runs/gan-bench-{time.strftime('%Y%m%d-%H%M%S')}")
-        rows = gan_bench.run(out, args.steps, args.repeats, echo=lambda s: print(s, flush=True))
+        rows = gan_bench.run(out, args.steps, args.repeats, args.only, echo=lambda s: print(s, flush=True))
         print(gan_bench.table(rows))
         print(f"written to {out}: table.md, results.json, one run directory per data set")
 

@@ -1,12 +1,15 @@
 """Sequence GANs end to end: TimeGAN trained on series, sampled, and evaluated the way the paper meant to.
 
     model, run = train_gan(GANConfig(data="sines"))
-    x, lengths = sample(run, 1000, seed=0)         # in the data's units, each with its own length
+    x, lengths, _ = sample(run, 1000, seed=0)      # in the data's units, each with its own length
     result = evaluate(run)                          # discriminative and predictive scores, PCA / t-SNE plots
 
+    model, run = train_gan(GANConfig(data="vowels.npz", conditional=True))
+    x, lengths, y = sample(run, 100, label=3)       # class 3's sequences, lengths drawn from class 3's
+
 Data: the TimeGAN paper's sines (``sines``: 5 channels, length 24, frequency and phase drawn per channel) or any
-file the classifier reads as series (labels ignored). Channels are min-max scaled to [0, 1] with the training
-data's range, as in the paper, and generated sequences are scaled back.
+file the classifier reads as series (labels used only by a conditional run). Channels are min-max scaled to [0, 1]
+with the training data's range, as in the paper, and generated sequences are scaled back.
 
 Training is its own loop, visible below: TimeGAN alternates four optimisers over three phases, which does not fit
 the one-loss loop of seqlab.train. Checkpoints are the same safetensors files; a run is written at the end of each
@@ -26,10 +29,10 @@ import torch
 from torch.nn import functional as F
 
 from . import checkpoint
-from .data.sequences import by_length, fix_missing, pad
+from .data.sequences import Labels, by_length, fix_missing, pad
 from .data.tables import Columns, read_table
 from .data.text import DataError
-from .models.timegan import TimeGAN, masked_mse, moments
+from .models.timegan import TimeGAN, masked_mse, moment_loss
 from .train import pyplot
 
 
@@ -45,26 +48,31 @@ class GANConfig(Columns):
     steps: int = 2000  # per phase: autoencoder, supervisor, joint (the reference code runs tens of thousands)
     lr: float = 1e-3  # Adam, the paper's
     gamma: float = 1.0
+    conditional: bool = False  # generate per class: the file's labels condition the generator and discriminator
     eval_every: int = 500  # joint steps between checkpoints and loss reports
     seed: int = 0
 
 
 def sines(n: int, T: int = 24, C: int = 5, seed: int = 0) -> list[np.ndarray]:
-    """The TimeGAN paper's sines: per channel x_t = sin(f t + p), f ~ U(0, 0.1), p ~ U(0, 0.1), as (C, T) arrays."""
+    """The TimeGAN paper's sines as (C, T) arrays: per channel x_t = (sin(f t + p) + 1) / 2 with f ~ U(0, 0.1) and
+    p ~ U(0, 0.1) — in its units (values in [0.5, 1]), where its scores were computed."""
     rng = np.random.default_rng(seed)
     t = np.arange(T)
-    return [np.stack([np.sin(rng.uniform(0, 0.1) * t + rng.uniform(0, 0.1)) for _ in range(C)]).astype(np.float32)
-            for _ in range(n)]  # fmt: skip
+    return [np.stack([(np.sin(rng.uniform(0, 0.1) * t + rng.uniform(0, 0.1)) + 1) / 2 for _ in range(C)])
+            .astype(np.float32) for _ in range(n)]  # fmt: skip
 
 
-def load_series(cfg: GANConfig) -> tuple[list[np.ndarray], str]:
-    """(T_i, C) arrays, unscaled, and a name."""
+def load_series(cfg: GANConfig) -> tuple[list[np.ndarray], list | None, str]:
+    """(T_i, C) arrays, unscaled; their labels when the run is conditional (else None); and a name."""
     if cfg.data == "sines":
-        return [s.T.copy() for s in sines(cfg.n, seed=cfg.seed)], "sines"
-    table = read_table(cfg.data, cfg)
+        if cfg.conditional:
+            raise DataError("sines have no class labels; --conditional needs a file with a label per sequence")
+        return [s.T.copy() for s in sines(cfg.n, seed=cfg.seed)], None, "sines"
+    table = read_table(cfg.data, cfg, labels="required" if cfg.conditional else "optional")
     if table.kind != "series":
         raise DataError(f"{cfg.data}: holds text; the GAN reads series")
-    return fix_missing(table.items, table.names, cfg.missing), cfg.data
+    series = fix_missing(table.items, table.names, cfg.missing)
+    return series, table.labels if cfg.conditional else None, cfg.data
 
 
 class MinMax:
@@ -88,9 +96,11 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
         raise ValueError(f"cell must be one of rnn, lstm, gru; got {cfg.cell!r}")
     if cfg.layers < 2:
         raise ValueError("layers must be at least 2 (the supervisor has one layer fewer)")
-    series, name = load_series(cfg)
+    series, values, name = load_series(cfg)
     if len(series) < 2:
         raise DataError(f"{name}: needs at least two sequences")
+    labels = Labels.fit(values, name) if values is not None else None
+    y_all = labels.encode(values, [name] * len(values)) if labels is not None else None
     run = Path(out) if out else Path("runs") / f"gan-{time.strftime('%Y%m%d-%H%M%S')}"
     if run.exists() and any(run.iterdir()):
         raise FileExistsError(f"{run} exists; choose another --out")
@@ -99,19 +109,23 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
     lengths_all = np.array([len(s) for s in data])
     C = data[0].shape[1]
     torch.manual_seed(cfg.seed)
-    model = TimeGAN(C, cfg.hidden, cfg.layers, cell=cfg.cell)
+    model = TimeGAN(C, cfg.hidden, cfg.layers, cell=cfg.cell, classes=len(labels.classes) if labels else 0)
     run.mkdir(parents=True, exist_ok=True)
     meta = {"task": "gan", "config": asdict(cfg), "channels": C, "lo": scale.lo.tolist(), "hi": scale.hi.tolist(),
             "lengths": lengths_all.tolist(), "versions": {"torch": torch.__version__,
                                                           "python": platform.python_version()}}  # fmt: skip
+    if labels is not None:  # sampling draws (class, length) pairs from these
+        meta |= {"classes": labels.classes.tolist(), "labels": y_all.tolist()}
     (run / "config.json").write_text(json.dumps(meta, indent=1))
-    echo(f"run: {run}\n{name}: {len(data)} sequences, {C} channels, lengths {lengths_all.min()}..{lengths_all.max()}")
+    echo(f"run: {run}\n{name}: {len(data)} sequences, {C} channels, lengths {lengths_all.min()}..{lengths_all.max()}"
+         + (f", {len(labels.classes)} classes (conditional)" if labels else ""))  # fmt: skip
     rng = np.random.default_rng(cfg.seed)
 
     def batch():
         idx = rng.integers(0, len(data), cfg.batch)
         x, lengths = pad([data[i] for i in idx])
-        return x, lengths, (torch.arange(x.shape[1])[None] < lengths[:, None]).float()[:, :, None]
+        y = torch.as_tensor(y_all[idx]) if y_all is not None else None
+        return x, lengths, (torch.arange(x.shape[1])[None] < lengths[:, None]).float()[:, :, None], y
 
     m = model
     adam = lambda *nets: torch.optim.Adam([p for n in nets for p in n.parameters()], lr=cfg.lr)  # noqa: E731
@@ -141,7 +155,7 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
     def pretrain(phase: str, optimizer, loss_of) -> float:
         """Phases 1 and 2: ``cfg.steps`` steps of one optimizer on one loss; returns the last loss."""
         for step in range(cfg.steps):
-            x, lengths, mask = batch()
+            x, lengths, mask, _ = batch()
             loss = loss_of(x, lengths, mask)
             optimizer.zero_grad()
             loss.backward()
@@ -162,21 +176,24 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
     echo(f"supervisor: next-step latent MSE {last:.5f} ({time.monotonic() - t0:.0f} s)")
     # phase 3: joint training
     bce = F.binary_cross_entropy_with_logits
+
+    def discriminate(*latents: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor, y) -> list[torch.Tensor]:
+        """The discriminator's logits on valid steps for each batch of latents, in one pass over them all."""
+        k = len(latents)
+        logits = m.discriminate(torch.cat(latents), lengths.repeat(k), None if y is None else y.repeat(k))
+        return [part[mask[:, :, 0].bool()] for part in logits.chunk(k)]
+
     for step in range(cfg.steps):
         for _ in range(2):  # two generator (and embedder) steps per discriminator step, as the paper
-            x, lengths, mask = batch()
-            z = m.noise(x.shape[0], x.shape[1])
-            e_hat = m.generator(z, lengths)
-            h_hat = m.supervisor(e_hat, lengths)
+            x, lengths, mask, y = batch()
+            e_hat, h_hat = m.generate(m.noise(x.shape[0], x.shape[1]), lengths, y)
             x_hat = m.recovery(h_hat, lengths)
             h = m.embedder(x, lengths)
-            flat = mask[:, :, 0].bool()
-            y_fake, y_fake_e = m.discriminator(h_hat, lengths)[flat], m.discriminator(e_hat, lengths)[flat]
+            y_fake, y_fake_e = discriminate(h_hat, e_hat, lengths=lengths, mask=mask, y=y)
             g_u = bce(y_fake, torch.ones_like(y_fake))
             g_u_e = bce(y_fake_e, torch.ones_like(y_fake_e))
             g_s = supervised(h, lengths, mask)
-            (mu_hat, sd_hat), (mu, sd) = moments(x_hat, mask), moments(x, mask)
-            g_v = (sd_hat - sd).abs().mean() + (mu_hat - mu).abs().mean()
+            g_v = moment_loss(x_hat, x, mask)
             g_loss = g_u + cfg.gamma * g_u_e + 100 * g_s.clamp_min(1e-12).sqrt() + 100 * g_v
             opt_g.zero_grad()
             g_loss.backward()
@@ -186,14 +203,11 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
             opt_e.zero_grad()
             e_loss.backward()
             opt_e.step()
-        x, lengths, mask = batch()
-        flat = mask[:, :, 0].bool()
-        z = m.noise(x.shape[0], x.shape[1])
+        x, lengths, mask, y = batch()
         with torch.no_grad():
-            e_hat = m.generator(z, lengths)
-            h_hat, h = m.supervisor(e_hat, lengths), m.embedder(x, lengths)
-        y_real = m.discriminator(h, lengths)[flat]
-        y_fake, y_fake_e = m.discriminator(h_hat, lengths)[flat], m.discriminator(e_hat, lengths)[flat]
+            e_hat, h_hat = m.generate(m.noise(x.shape[0], x.shape[1]), lengths, y)
+            h = m.embedder(x, lengths)
+        y_real, y_fake, y_fake_e = discriminate(h, h_hat, e_hat, lengths=lengths, mask=mask, y=y)
         d_loss = (bce(y_real, torch.ones_like(y_real)) + bce(y_fake, torch.zeros_like(y_fake))
                   + cfg.gamma * bce(y_fake_e, torch.zeros_like(y_fake_e)))  # fmt: skip
         if d_loss.item() > 0.15:  # the paper's rule: a discriminator that is already winning rests
@@ -205,8 +219,15 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
                    e_loss=e_loss.item())  # fmt: skip
         if (step + 1) % cfg.eval_every == 0 or step == cfg.steps - 1:
             save("joint", step + 1)
+            # A quick discriminative score (the paper's post-hoc classifier, 1,000 steps, up to 1,000 sequences a
+            # side) to follow the GAN's progress; `seqlab gan eval` computes the full one.
+            some = slice(0, 1000)
+            fake = generate(m, lengths_all[some], torch.Generator().manual_seed(step), y_all[some] if labels else None)
+            score = discriminative_score(data[some], fake, 1000)
+            record(phase="joint", step=step + 1, discriminative_quick=score)
             echo(f"joint step {step + 1}: d {d_loss.item():.3f}, g_u {g_u.item():.3f}, g_s {g_s.item():.5f}, "
-                 f"moments {g_v.item():.4f} ({time.monotonic() - t0:.0f} s)")  # fmt: skip
+                 f"moments {g_v.item():.4f}, discriminative (quick) {score:.3f} "
+                 f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
     log.close()
     meta["train_s"] = time.monotonic() - t0
     (run / "config.json").write_text(json.dumps(meta, indent=1))
@@ -219,27 +240,49 @@ def read_run(run: str | Path) -> tuple[GANConfig, dict]:
 
 def load(run: str | Path) -> tuple[TimeGAN, GANConfig, dict]:
     cfg, saved = read_run(run)
-    model = TimeGAN(saved["channels"], cfg.hidden, cfg.layers, cell=cfg.cell)
+    classes = len(saved.get("classes") or [])
+    model = TimeGAN(saved["channels"], cfg.hidden, cfg.layers, cell=cfg.cell, classes=classes)
     tensors, _ = checkpoint.load(Path(run) / "checkpoints" / "last.safetensors")
     checkpoint.restore(tensors, {}, model)
     return model.eval(), cfg, saved
 
 
-def sample(run: str | Path, n: int, seed: int = 0, scaled: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
-    """n synthetic sequences (T_i, C) with lengths drawn from the training lengths; in the data's units unless
-    ``scaled`` (then in [0, 1], as the model sees them)."""
+def sample(run: str | Path, n: int, seed: int = 0, scaled: bool = False, label=None):
+    """n synthetic sequences (T_i, C), their lengths and, for a conditional run, their labels (else None).
+
+    Each sequence takes the length — and, conditional, the class — of a training sequence drawn at random, so lengths
+    follow each class's own distribution; ``label`` keeps to one class. In the data's units unless ``scaled`` (then
+    in [0, 1], as the model sees them)."""
     model, _, saved = load(run)
     gen = torch.Generator().manual_seed(seed)
-    pool = torch.tensor(saved["lengths"])
-    lengths = pool[torch.randint(0, len(pool), (n,), generator=gen)]
-    out: list[np.ndarray] = [np.empty(0)] * n
-    scale = MinMax(saved["lo"], saved["hi"])
-    for index in by_length(lengths.numpy(), 1024):
-        x = model.sample(lengths[index], gen).numpy()
+    classes = saved.get("classes")
+    pool = np.arange(len(saved["lengths"]))
+    if label is not None:
+        if not classes:
+            raise ValueError("--label needs a conditional run (trained with --conditional)")
+        names = [str(c) for c in classes]
+        if str(label) not in names:
+            raise ValueError(f"label {label!r} is not one of the run's classes: {', '.join(names[:20])}")
+        pool = pool[np.asarray(saved["labels"]) == names.index(str(label))]
+    pick = pool[torch.randint(0, len(pool), (n,), generator=gen).numpy()]
+    lengths = np.asarray(saved["lengths"])[pick]
+    y = np.asarray(saved["labels"])[pick] if classes else None
+    out = generate(model, lengths, gen, y)
+    if not scaled:
+        scale = MinMax(saved["lo"], saved["hi"])
+        out = [scale.inverse(s) for s in out]
+    return out, lengths, (np.asarray(classes)[y] if classes else None)
+
+
+def generate(model: TimeGAN, lengths: np.ndarray, gen: torch.Generator, y: np.ndarray | None = None):
+    """One synthetic sequence (T_i, C) per length (and class index, conditional) in the model's [0, 1] scale."""
+    out: list[np.ndarray] = [np.empty(0)] * len(lengths)
+    for index in by_length(lengths, 1024):
+        labels = None if y is None else torch.as_tensor(y[index])
+        x = model.sample(torch.as_tensor(lengths[index]), labels, gen).numpy()
         for row, i in enumerate(index):
-            s = x[row, : int(lengths[i])]
-            out[i] = s if scaled else scale.inverse(s)
-    return out, lengths.numpy()
+            out[i] = x[row, : int(lengths[i])]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -262,32 +305,51 @@ def discriminative_score(real: list[np.ndarray], fake: list[np.ndarray], steps: 
     """|accuracy - 0.5| of a post-hoc GRU classifier (its last state -> real or synthetic), trained on 80% of the
     two sets and tested on the other 20%. Each sequence is read within its own length — synthetic ones with theirs."""
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    items = [(s, 1.0) for s in real] + [(s, 0.0) for s in fake]
+    items, y = real + fake, np.array([1] * len(real) + [0] * len(fake))
     order = rng.permutation(len(items))
-    cut = int(0.8 * len(items))
-    train, test = [items[i] for i in order[:cut]], [items[i] for i in order[cut:]]
+    train, test = order[: int(0.8 * len(items))], order[int(0.8 * len(items)) :]
     C = real[0].shape[1]
-    net = _post_hoc(C, 1, max(C // 2, 1))
+    acc = post_hoc_accuracy([items[i] for i in train], y[train], [items[i] for i in test], y[test], 2,
+                            hidden=max(C // 2, 1), steps=steps, seed=seed)  # fmt: skip
+    return abs(acc - 0.5)
+
+
+def post_hoc_accuracy(train: list[np.ndarray], train_y: np.ndarray, test: list[np.ndarray], test_y: np.ndarray,
+                      classes: int, hidden: int, steps: int, seed: int = 0) -> float:  # fmt: skip
+    """Accuracy on ``test`` of a one-layer GRU classifier (last state -> class) trained on ``train`` for ``steps``
+    batches of 128 with Adam 1e-3: one logit and binary cross-entropy for two classes (the paper's post-hoc
+    discriminator), softmax cross-entropy for more."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    net = _post_hoc(train[0].shape[1], 1 if classes == 2 else classes, hidden)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def predict(logits: torch.Tensor) -> torch.Tensor:
+        return (logits[:, 0] > 0).long() if classes == 2 else logits.argmax(1)
+
     for _ in range(steps):
-        pick = [train[i] for i in rng.integers(0, len(train), 128)]
-        x, lengths = pad([p[0] for p in pick])
-        logit = net(x, lengths)[1][:, 0]
-        loss = F.binary_cross_entropy_with_logits(logit, torch.tensor([p[1] for p in pick]))
+        pick = rng.integers(0, len(train), 128)
+        x, lengths = pad([train[i] for i in pick])
+        logits, target = net(x, lengths)[1], torch.as_tensor(train_y[pick])
+        if classes == 2:
+            loss = F.binary_cross_entropy_with_logits(logits[:, 0], target.float())
+        else:
+            loss = F.cross_entropy(logits, target)
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        x, lengths = pad([p[0] for p in test])
-        pred = (net(x, lengths)[1][:, 0] > 0).float().numpy()
-    acc = float((pred == np.array([p[1] for p in test])).mean())
-    return abs(acc - 0.5)
+        hits = 0
+        for index in by_length(np.array([len(s) for s in test]), 1024):
+            x, lengths = pad([test[i] for i in index])
+            hits += int((predict(net(x, lengths)[1]).numpy() == test_y[index]).sum())
+    return hits / len(test)
 
 
 def predictive_score(real: list[np.ndarray], fake: list[np.ndarray], steps: int = 5000, seed: int = 0) -> float:
     """Train on synthetic, test on real: a post-hoc GRU reads channels 0..C-2 and predicts the next step of channel
-    C-1 (the paper's task); the mean absolute error on real sequences, each within its own length."""
+    C-1 through a sigmoid (the paper's task, for data in [0, 1]); the mean absolute error on real sequences, each
+    within its own length."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     C = real[0].shape[1]
@@ -303,32 +365,40 @@ def predictive_score(real: list[np.ndarray], fake: list[np.ndarray], steps: int 
     for _ in range(steps):
         x, lengths, y = split([usable[i] for i in rng.integers(0, len(usable), 128)])
         mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).float()[:, :, None]
-        loss = ((net(x, lengths)[0] - y).abs() * mask).sum() / mask.sum()
+        loss = ((torch.sigmoid(net(x, lengths)[0]) - y).abs() * mask).sum() / mask.sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
         x, lengths, y = split([s for s in real if len(s) > 1])
         mask = (torch.arange(x.shape[1])[None] < lengths[:, None]).float()[:, :, None]
-        per_seq = ((net(x, lengths)[0] - y).abs() * mask).sum((1, 2)) / mask.sum((1, 2))
+        per_seq = ((torch.sigmoid(net(x, lengths)[0]) - y).abs() * mask).sum((1, 2)) / mask.sum((1, 2))
     return float(per_seq.mean())
 
 
 def evaluate(run: str | Path, repeats: int = 5, n: int | None = None, out: Path | None = None,
              steps: tuple[int, int] = (2000, 5000), echo=print) -> dict:  # fmt: skip
-    """Discriminative and predictive scores over ``repeats`` runs (mean and std), on the [0, 1]-scaled data as the
-    paper computes them, with fresh synthetic samples per repeat; PCA and t-SNE plots with ``out``."""
+    """Discriminative and predictive scores over ``repeats`` runs (mean and std) with fresh synthetic samples per
+    repeat; PCA and t-SNE plots with ``out``. The scores are in the units the paper computed them in: the sines'
+    own, a file's data min-max scaled to [0, 1] (the paper's loader scales real data first). The predictive score is
+    an absolute error, so the units matter: the sines span half the unit interval."""
     cfg, saved = read_run(run)
-    real, _ = load_series(cfg)
-    scale = MinMax(saved["lo"], saved["hi"])
-    real = [scale(s) for s in real]
+    real, values, _ = load_series(cfg)
+    scaled = cfg.data != "sines"
+    if scaled:
+        scale = MinMax(saved["lo"], saved["hi"])
+        real = [scale(s) for s in real]
     n = n or len(real)
-    disc, pred = [], []
+    disc, pred, tstr = [], [], []
     for r in range(repeats):
-        fake, _ = sample(run, n, seed=1000 + r, scaled=True)
+        fake, _, fake_labels = sample(run, n, seed=1000 + r, scaled=scaled)
         disc.append(discriminative_score(real[:n], fake, steps[0], seed=r))
         pred.append(predictive_score(real[:n], fake, steps[1], seed=r))
-        echo(f"repeat {r}: discriminative {disc[-1]:.3f}, predictive {pred[-1]:.4f}")
+        line = f"repeat {r}: discriminative {disc[-1]:.3f}, predictive {pred[-1]:.4f}"
+        if fake_labels is not None:
+            tstr.append(class_scores(real, values, saved["classes"], fake, fake_labels, steps[0], seed=r))
+            line += f", classes: trained on synthetic {tstr[-1][0]:.3f}, on real {tstr[-1][1]:.3f}"
+        echo(line)
     real_pred = [predictive_score(real[:n], real[:n], steps[1], seed=r) for r in range(min(repeats, 2))]
     result = {
         "discriminative": float(np.mean(disc)),
@@ -338,12 +408,33 @@ def evaluate(run: str | Path, repeats: int = 5, n: int | None = None, out: Path 
         "predictive_real_on_real": float(np.mean(real_pred)),
         "repeats": repeats,
     }
+    if tstr:
+        on_synthetic, on_real = np.array(tstr).T
+        result |= {"class_accuracy_synthetic": float(on_synthetic.mean()), "class_accuracy_synthetic_std":
+                   float(on_synthetic.std()), "class_accuracy_real": float(on_real.mean())}  # fmt: skip
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        fake, _ = sample(run, min(n, 1000), seed=7, scaled=True)
+        fake, _, _ = sample(run, min(n, 1000), seed=7, scaled=scaled)
         plot_embeddings(out / "pca-tsne.png", real[: len(fake)], fake)
         (out / "scores.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def class_scores(real, values, classes, fake, fake_labels, steps: int, seed: int) -> tuple[float, float]:
+    """For a conditional GAN: does each synthetic sequence look like its class? A post-hoc GRU classifier trained on
+    the synthetic sequences and their classes, tested on a held-out 20% of the real ones, beside the same classifier
+    trained on the other 80% of the real ones (train-synthetic-test-real against train-real-test-real). The GAN saw
+    every real sequence, the held-out ones too, as the paper's setting trains on all of them."""
+    labels = Labels(classes)
+    y = labels.encode(values, ["sequence"] * len(values))
+    order = np.random.default_rng(seed).permutation(len(real))
+    train, test = order[: int(0.8 * len(real))], order[int(0.8 * len(real)) :]
+    held_out, held_y = [real[i] for i in test], y[test]
+    K, hidden = len(classes), max(2 * real[0].shape[1], 16)
+    fake_y = labels.encode(fake_labels, ["synthetic"] * len(fake_labels))
+    on_fake = post_hoc_accuracy(fake, fake_y, held_out, held_y, K, hidden, steps, seed)
+    on_real = post_hoc_accuracy([real[i] for i in train], y[train], held_out, held_y, K, hidden, steps, seed)
+    return on_fake, on_real
 
 
 def plot_embeddings(path: Path, real: list[np.ndarray], fake: list[np.ndarray]) -> None:
