@@ -46,6 +46,7 @@ class ForecastConfig(TrainConfig):
     horizon: int = 12  # H: steps forecast, and the length of the validation and test tails
     season: int = 1  # m: the seasonal-naive baseline and MASE's scale (12 for monthly data with a yearly cycle)
     output: str = "direct"  # direct (all H at once: no compounding errors, no exposure bias) | autoregressive
+    scheduled_sampling: float = 0.0  # autoregressive: final probability of feeding back its own forecast in training
     gaussian: bool = False  # also predict a standard deviation (Gaussian likelihood) and draw intervals
     model: str = "lstm"  # rnn | lstm | gru | transformer
     hidden: int = 64
@@ -66,6 +67,10 @@ def check_config(cfg: ForecastConfig) -> None:
         raise ValueError(f"model must be one of rnn, lstm, gru, transformer; got {cfg.model!r}")
     if cfg.output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {cfg.output!r}")
+    if not 0 <= cfg.scheduled_sampling <= 1:
+        raise ValueError(f"scheduled-sampling is a probability in [0, 1], got {cfg.scheduled_sampling}")
+    if cfg.scheduled_sampling and cfg.output != "autoregressive":
+        raise ValueError("--scheduled-sampling needs --output autoregressive (the direct head feeds nothing back)")
     for name in ("context", "horizon", "season", "hidden", "layers", "batch"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
@@ -168,8 +173,16 @@ class ForecastTask(Stateless):
         self.starts = window_starts(self.train_ends, span)
         self.tokens_per_step = cfg.batch * span
         self.last: dict = {}
+        self.step = 0
+
+    def feed_back(self, step: int) -> float:
+        """Scheduled sampling's probability at ``step``: rising linearly from 0 to --scheduled-sampling over the
+        first half of --steps (over 1,000 steps when only --minutes is given), then held."""
+        ramp = self.cfg.steps // 2 if self.cfg.steps else 1000
+        return self.cfg.scheduled_sampling * min(1.0, step / max(ramp, 1))
 
     def batch(self, step: int):
+        self.step = step  # the loop calls loss(batch(step)): the schedule reads it there
         rng = np.random.default_rng([self.cfg.seed, step])
         pick = rng.integers(0, len(self.starts), self.cfg.batch)
         span = self.cfg.context + self.cfg.horizon
@@ -186,7 +199,7 @@ class ForecastTask(Stateless):
         C, L = self.data.channels, self.cfg.context
         z, _, _ = normalize(window, L)
         if self.cfg.output == "autoregressive":
-            mean, log_std = self.model.teacher_forced(z)
+            mean, log_std = self.model.teacher_forced(z, L, self.feed_back(self.step))
             return self._loss(mean, log_std, z[:, 1:, :C])
         mean, log_std = self.model(z[:, :L], z[:, L:, C:] if self.data.n_covariates else None)
         return self._loss(mean, log_std, z[:, L:, :C])

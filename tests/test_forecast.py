@@ -12,7 +12,15 @@ from seqlab import forecast
 from seqlab.cli import main
 from seqlab.data.text import DataError
 from seqlab.data.timeseries import read_series, series_set
-from seqlab.forecast import ForecastConfig, normalize, scores, seasonal_naive, train_forecaster
+from seqlab.forecast import (
+    ForecastConfig,
+    ForecastTask,
+    check_config,
+    normalize,
+    scores,
+    seasonal_naive,
+    train_forecaster,
+)
 from seqlab.models.forecaster import Forecaster
 
 SMALL = {"hidden": 16, "layers": 1, "context": 24, "horizon": 6, "season": 12, "steps": 150, "eval_every": 50,
@@ -80,6 +88,34 @@ def test_autoregressive_rollout_feeds_its_predictions_back():
         step = net.head(h[:, -1:])
         torch.testing.assert_close(step, mean[:, j : j + 1])
         seq = torch.cat([seq, step], 1)
+
+
+@pytest.mark.parametrize("model", ["gru", "lstm", "transformer"])
+def test_scheduled_sampling_is_teacher_forcing_at_zero_and_the_rollout_at_one(model):
+    torch.manual_seed(0)
+    net = Forecaster(2, covariates=1, horizon=4, model=model, hidden=8, heads=2, output="autoregressive").eval()
+    window, L = torch.randn(3, 10, 3), 6
+    forced, _ = net.teacher_forced(window)
+    stepwise, _ = net.teacher_forced(window, L, feed_back=1e-30)  # the step-by-step path, never feeding back
+    torch.testing.assert_close(stepwise, forced)
+    own, _ = net.teacher_forced(window, L, feed_back=1.0)
+    rollout, _ = net(window[:, :L], window[:, L:, 2:])
+    torch.testing.assert_close(own[:, L - 1 :], rollout)  # every horizon input its own forecast: the rollout
+    torch.testing.assert_close(own[:, : L - 1], forced[:, : L - 1])  # the context stays teacher-forced
+
+
+def test_scheduled_sampling_ramps_and_trains(tmp_path):
+    cfg = ForecastConfig(**{**SMALL, "output": "autoregressive", "scheduled_sampling": 0.5, "steps": 300})
+    _, run = train_forecaster(cfg, series_set(seasonal_series()), tmp_path / "r", progress=False, echo=lambda s: None)
+    result = json.loads((run / "scores.json").read_text())
+    assert result["model"]["mase"] < result["seasonal_naive"]["mase"]
+    task = ForecastTask.__new__(ForecastTask)
+    task.cfg = cfg
+    assert [task.feed_back(s) for s in (0, 75, 150, 300)] == [0.0, 0.25, 0.5, 0.5]
+    with pytest.raises(ValueError, match="needs --output autoregressive"):
+        check_config(ForecastConfig(scheduled_sampling=0.3))
+    with pytest.raises(ValueError, match="a probability in"):
+        check_config(ForecastConfig(output="autoregressive", scheduled_sampling=1.5))
 
 
 def test_known_covariates_are_used_for_the_horizon(tmp_path):

@@ -10,7 +10,8 @@ stack or a causal Transformer.
   per forecast (MQ-RNN, Wen et al. 2017; N-BEATS's finding that direct multi-horizon outputs hold up on M4).
 - ``autoregressive``: a one-step-ahead head at every position, trained with teacher forcing (the true y_t is the
   input at t); forecasting feeds each prediction back as the next input (DeepAR's rollout, Salinas et al. 2020),
-  so any horizon can be asked for.
+  so any horizon can be asked for. Optional scheduled sampling feeds the model's own forecasts back in training
+  too, with a probability that rises over training.
 With ``gaussian`` the head also gives a log standard deviation per value and the loss is the Gaussian negative
 log-likelihood; intervals are mean ± z·sigma. Without it, the loss is the mean squared error.
 """
@@ -87,7 +88,27 @@ class Forecaster(nn.Module):
                     h, state = self.encode(step, state)
         return torch.cat(means, 1), (torch.cat(log_stds, 1) if self.gaussian else None)
 
-    def teacher_forced(self, window: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Autoregressive training: window (B, L + H, C + K) -> predictions of steps 1..L+H-1, (B, L + H - 1, C)."""
-        h, _ = self.encode(window[:, :-1])
-        return self.split(self.head(self.drop(h)))
+    def teacher_forced(self, window: Tensor, context: int = 0, feed_back: float = 0.0) -> tuple[Tensor, Tensor | None]:
+        """Autoregressive training: window (B, L + H, C + K) -> predictions of steps 1..L+H-1, (B, L + H - 1, C).
+
+        With ``feed_back`` p > 0 (scheduled sampling, Bengio et al. 2015): past the ``context`` L, each sequence's
+        input at each step is, with probability p, the model's own (detached) forecast of it instead of the truth,
+        so training meets the inputs a rollout will feed it. p = 1 is the rollout itself."""
+        if feed_back <= 0:
+            h, _ = self.encode(window[:, :-1])
+            return self.split(self.head(self.drop(h)))
+        C, B = self.C, window.shape[0]
+        h, state = self.encode(window[:, :context])
+        outs = [self.head(self.drop(h))]  # predictions of steps 1..L
+        seq = window[:, :context]
+        for t in range(context, window.shape[1] - 1):
+            own = self.split(outs[-1][:, -1:])[0].detach()  # the forecast of step t
+            use_own = torch.rand(B, 1, 1, device=window.device) < feed_back
+            step = torch.cat([torch.where(use_own, own, window[:, t : t + 1, :C]), window[:, t : t + 1, C:]], 2)
+            if self.is_transformer:
+                seq = torch.cat([seq, step], dim=1)
+                h = self.encode(seq)[0][:, -1:]
+            else:
+                h, state = self.encode(step, state)
+            outs.append(self.head(self.drop(h)))
+        return self.split(torch.cat(outs, 1))
