@@ -135,6 +135,7 @@ def add_gan_parser(sub) -> None:
     s.add_argument("--n", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", help="conditional runs: only this class (default: classes as often as in training)")
+    s.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default best (lowest quick score)")
     s.add_argument("--out", required=True)
     s.add_argument("--force", action="store_true")
     s.add_argument("--threads", type=int)
@@ -145,6 +146,7 @@ def add_gan_parser(sub) -> None:
     e.add_argument("--out", help="folder for scores.json and pca-tsne.png (default RUN/eval-<time>)")
     e.add_argument("--disc-steps", type=int, default=2000, help="training steps of the post-hoc discriminator")
     e.add_argument("--pred-steps", type=int, default=5000, help="training steps of the post-hoc predictor")
+    e.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default best (lowest quick score)")
     e.add_argument("--threads", type=int)
     b = g_sub.add_parser("bench", help="sines and JapaneseVowels beside the paper's figures")
     b.add_argument("--steps", type=int, help="steps per phase (default: sines 10,000, JapaneseVowels 5,000)")
@@ -554,7 +556,7 @@ def cmd_gan(args) -> None:
             raise FileExistsError(f"{out} exists; pass --force to replace it")
         if args.n < 1:
             raise ValueError(f"--n must be at least 1, got {args.n}")
-        seqs, lengths, labels = gan.sample(args.run, args.n, args.seed, label=args.label)
+        seqs, lengths, labels = gan.sample(args.run, args.n, args.seed, label=args.label, which=args.checkpoint)
         X = np.zeros((len(seqs), seqs[0].shape[1], int(lengths.max())), np.float32)
         for i, s in enumerate(seqs):
             X[i, :, : len(s)] = s.T
@@ -568,7 +570,7 @@ def cmd_gan(args) -> None:
         if out.exists():
             raise FileExistsError(f"{out} exists; choose another --out")
         result = gan.evaluate(args.run, args.repeats, args.n, out, (args.disc_steps, args.pred_steps),
-                              echo=lambda s: print(s, flush=True))  # fmt: skip
+                              args.checkpoint, echo=lambda s: print(s, flush=True))  # fmt: skip
         print(json.dumps(result, indent=1))
         print(f"written to {out}: scores.json, pca-tsne.png")
     else:

@@ -12,8 +12,10 @@ file the classifier reads as series (labels used only by a conditional run). Cha
 with the training data's range, as in the paper, and generated sequences are scaled back.
 
 Training is its own loop, visible below: TimeGAN alternates four optimisers over three phases, which does not fit
-the one-loss loop of seqlab.train. Checkpoints are the same safetensors files; a run is written at the end of each
-phase and every ``eval_every`` joint steps (resume is not supported: a GAN run restarts).
+the one-loss loop of seqlab.train. Checkpoints are the same safetensors files: ``last`` at the end of each phase and
+every ``eval_every`` joint steps, where a quick discriminative score is also taken, and ``best``, the joint-phase
+checkpoint with the lowest quick score, which sampling and evaluation use by default (GAN training oscillates).
+Resume is not supported: a GAN run restarts.
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
         log.write(json.dumps(values) + "\n")
         log.flush()
 
-    def save(phase: str, step: int):
+    def save(phase: str, step: int, name: str = "last", **info):
         tensors = {f"model.{k}": v for k, v in m.state_dict().items()}
-        checkpoint.save(run / "checkpoints" / "last.safetensors", tensors, {"phase": phase, "step": step})
+        checkpoint.save(run / "checkpoints" / f"{name}.safetensors", tensors, {"phase": phase, "step": step, **info})
 
     def supervised(h: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The next-step latent loss: S(h)_t against h_{t+1} over valid pairs."""
@@ -183,6 +185,7 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
         logits = m.discriminate(torch.cat(latents), lengths.repeat(k), None if y is None else y.repeat(k))
         return [part[mask[:, :, 0].bool()] for part in logits.chunk(k)]
 
+    best = float("inf")
     for step in range(cfg.steps):
         for _ in range(2):  # two generator (and embedder) steps per discriminator step, as the paper
             x, lengths, mask, y = batch()
@@ -225,6 +228,9 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
             fake = generate(m, lengths_all[some], torch.Generator().manual_seed(step), y_all[some] if labels else None)
             score = discriminative_score(data[some], fake, 1000)
             record(phase="joint", step=step + 1, discriminative_quick=score)
+            if score < best:  # GAN training oscillates: keep the checkpoint the quick score liked best
+                best = score
+                save("joint", step + 1, "best", discriminative_quick=score)
             echo(f"joint step {step + 1}: d {d_loss.item():.3f}, g_u {g_u.item():.3f}, g_s {g_s.item():.5f}, "
                  f"moments {g_v.item():.4f}, discriminative (quick) {score:.3f} "
                  f"({time.monotonic() - t0:.0f} s)")  # fmt: skip
@@ -238,22 +244,27 @@ def read_run(run: str | Path) -> tuple[GANConfig, dict]:
     return checkpoint.read_run(run, "gan", GANConfig)
 
 
-def load(run: str | Path) -> tuple[TimeGAN, GANConfig, dict]:
+def load(run: str | Path, which: str = "best") -> tuple[TimeGAN, GANConfig, dict]:
+    """The run's model from its ``best`` checkpoint (the lowest quick discriminative score during the joint phase;
+    ``last`` when there is none yet) or its ``last``."""
+    if which not in ("best", "last"):
+        raise ValueError(f"checkpoint must be best or last, got {which!r}")
     cfg, saved = read_run(run)
     classes = len(saved.get("classes") or [])
     model = TimeGAN(saved["channels"], cfg.hidden, cfg.layers, cell=cfg.cell, classes=classes)
-    tensors, _ = checkpoint.load(Path(run) / "checkpoints" / "last.safetensors")
+    path = Path(run) / "checkpoints" / f"{which}.safetensors"
+    tensors, _ = checkpoint.load(path if path.exists() else path.with_name("last.safetensors"))
     checkpoint.restore(tensors, {}, model)
     return model.eval(), cfg, saved
 
 
-def sample(run: str | Path, n: int, seed: int = 0, scaled: bool = False, label=None):
+def sample(run: str | Path, n: int, seed: int = 0, scaled: bool = False, label=None, which: str = "best"):
     """n synthetic sequences (T_i, C), their lengths and, for a conditional run, their labels (else None).
 
     Each sequence takes the length — and, conditional, the class — of a training sequence drawn at random, so lengths
     follow each class's own distribution; ``label`` keeps to one class. In the data's units unless ``scaled`` (then
-    in [0, 1], as the model sees them)."""
-    model, _, saved = load(run)
+    in [0, 1], as the model sees them). ``which``: the best or last checkpoint."""
+    model, _, saved = load(run, which)
     gen = torch.Generator().manual_seed(seed)
     classes = saved.get("classes")
     pool = np.arange(len(saved["lengths"]))
@@ -377,7 +388,7 @@ def predictive_score(real: list[np.ndarray], fake: list[np.ndarray], steps: int 
 
 
 def evaluate(run: str | Path, repeats: int = 5, n: int | None = None, out: Path | None = None,
-             steps: tuple[int, int] = (2000, 5000), echo=print) -> dict:  # fmt: skip
+             steps: tuple[int, int] = (2000, 5000), which: str = "best", echo=print) -> dict:  # fmt: skip
     """Discriminative and predictive scores over ``repeats`` runs (mean and std) with fresh synthetic samples per
     repeat; PCA and t-SNE plots with ``out``. The scores are in the units the paper computed them in: the sines'
     own, a file's data min-max scaled to [0, 1] (the paper's loader scales real data first). The predictive score is
@@ -391,7 +402,7 @@ def evaluate(run: str | Path, repeats: int = 5, n: int | None = None, out: Path 
     n = n or len(real)
     disc, pred, tstr = [], [], []
     for r in range(repeats):
-        fake, _, fake_labels = sample(run, n, seed=1000 + r, scaled=scaled)
+        fake, _, fake_labels = sample(run, n, seed=1000 + r, scaled=scaled, which=which)
         disc.append(discriminative_score(real[:n], fake, steps[0], seed=r))
         pred.append(predictive_score(real[:n], fake, steps[1], seed=r))
         line = f"repeat {r}: discriminative {disc[-1]:.3f}, predictive {pred[-1]:.4f}"
@@ -407,6 +418,7 @@ def evaluate(run: str | Path, repeats: int = 5, n: int | None = None, out: Path 
         "predictive_std": float(np.std(pred)),
         "predictive_real_on_real": float(np.mean(real_pred)),
         "repeats": repeats,
+        "checkpoint": which,
     }
     if tstr:
         on_synthetic, on_real = np.array(tstr).T
@@ -414,7 +426,7 @@ def evaluate(run: str | Path, repeats: int = 5, n: int | None = None, out: Path 
                    float(on_synthetic.std()), "class_accuracy_real": float(on_real.mean())}  # fmt: skip
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        fake, _, _ = sample(run, min(n, 1000), seed=7, scaled=scaled)
+        fake, _, _ = sample(run, min(n, 1000), seed=7, scaled=scaled, which=which)
         plot_embeddings(out / "pca-tsne.png", real[: len(fake)], fake)
         (out / "scores.json").write_text(json.dumps(result, indent=1))
     return result

@@ -1,11 +1,13 @@
 """Sequence GAN: the sines data, the evaluation metrics on known cases, TimeGAN training end to end on tiny data,
 synthetic sequences with their own lengths, and the command line."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from seqlab import gan
+from seqlab import checkpoint, gan
 from seqlab.cli import main
 from seqlab.data.tables import read_table
 from seqlab.gan import GANConfig, discriminative_score, post_hoc_accuracy, predictive_score, sines, train_gan
@@ -64,6 +66,13 @@ def test_training_end_to_end_and_sequences_keep_their_own_lengths(tmp_path):
     assert 9.9 - 3.1 <= np.mean([s[:, 1].mean() for s in seqs]) <= 10.1 + 3.1  # back in the data's units
     again, _, _ = gan.sample(run, 50, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(seqs, again, strict=True))
+    quick = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    quick = [(r["discriminative_quick"], r["step"]) for r in quick if "discriminative_quick" in r]
+    assert [s for _, s in quick] == [15, 30]  # every eval_every joint steps and at the end
+    _, meta = checkpoint.load(run / "checkpoints" / "best.safetensors")
+    assert meta["step"] == min(quick, key=lambda q: q[0])[1]  # the lowest quick score, the first of ties
+    last, _, _ = gan.sample(run, 50, seed=3, which="last")
+    assert all(np.array_equal(a, b) for a, b in zip(seqs, last, strict=True)) == (meta["step"] == 30)
     result = gan.evaluate(run, repeats=1, n=60, out=tmp_path / "eval", steps=(20, 20), echo=lambda s: None)
     assert 0 <= result["discriminative"] <= 0.5 and result["predictive"] > 0
     assert (tmp_path / "eval" / "pca-tsne.png").is_file()
