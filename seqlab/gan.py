@@ -297,7 +297,9 @@ def generate(model: TimeGAN, lengths: np.ndarray, gen: torch.Generator, y: np.nd
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
-def _post_hoc(n_in: int, n_out: int, hidden: int):
+def _post_hoc(n_in: int, n_out: int, hidden: int, seed: int):
+    """The metrics' one-layer GRU, initialised from ``seed`` without touching the global generator: the quick score
+    runs inside GAN training, whose noise must not restart from the same seed at every checkpoint."""
     from .layers import GRU
 
     class Post(torch.nn.Module):
@@ -309,7 +311,9 @@ def _post_hoc(n_in: int, n_out: int, hidden: int):
             h, h_n = self.rnn(x, lengths=lengths)
             return self.out(h), self.out(h_n[-1])
 
-    return Post()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return Post()
 
 
 def discriminative_score(real: list[np.ndarray], fake: list[np.ndarray], steps: int = 2000, seed: int = 0) -> float:
@@ -331,8 +335,7 @@ def post_hoc_accuracy(train: list[np.ndarray], train_y: np.ndarray, test: list[n
     batches of 128 with Adam 1e-3: one logit and binary cross-entropy for two classes (the paper's post-hoc
     discriminator), softmax cross-entropy for more."""
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    net = _post_hoc(train[0].shape[1], 1 if classes == 2 else classes, hidden)
+    net = _post_hoc(train[0].shape[1], 1 if classes == 2 else classes, hidden, seed)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def predict(logits: torch.Tensor) -> torch.Tensor:
@@ -361,10 +364,9 @@ def predictive_score(real: list[np.ndarray], fake: list[np.ndarray], steps: int 
     """Train on synthetic, test on real: a post-hoc GRU reads channels 0..C-2 and predicts the next step of channel
     C-1 through a sigmoid (the paper's task, for data in [0, 1]); the mean absolute error on real sequences, each
     within its own length."""
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     C = real[0].shape[1]
-    net = _post_hoc(max(C - 1, 1), 1, max(C // 2, 1))
+    net = _post_hoc(max(C - 1, 1), 1, max(C // 2, 1), seed)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def split(seqs):

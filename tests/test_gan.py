@@ -35,6 +35,12 @@ def test_discriminative_score_is_near_zero_for_identical_sets_and_large_for_diff
     assert same < 0.1  # identical data: no classifier can beat chance
     flat = [np.full_like(s, 0.5) for s in real]
     assert discriminative_score(real, flat, steps=1000) > 0.4
+    torch.manual_seed(5)  # the score runs inside GAN training: it must leave the global generator where it was
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    discriminative_score(real[:50], flat[:50], steps=2, seed=9)
+    predictive_score(real[:50], flat[:50], steps=2, seed=9)
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_predictive_score_is_better_when_trained_on_the_real_dynamics():
