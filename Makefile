@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-lm bench-classify bench-forecast clean
+.PHONY: run test lint bench bench-lm bench-classify bench-forecast bench-autoencode bench-gan clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,21 @@ bench-classify: $(STAMP)
 bench-forecast: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[forecast]'
 	$(BIN)/seqlab forecast bench --out runs/forecast-bench-$(shell date +%Y%m%d-%H%M%S)
+
+# Injected anomalies, GunPoint one-class, and codes -> logistic regression on ItalyPowerDemand; 3 seeds.
+bench-autoencode: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[aeon]'
+	$(BIN)/seqlab autoencode bench --out runs/autoencode-bench-$(shell date +%Y%m%d-%H%M%S)
+
+# TimeGAN on the paper's sines and on JapaneseVowels (conditional on the speaker), side by side on one thread
+# each (about 1.5 hours on 2 cores); one table from both in GAN_OUT/table.md.
+GAN_OUT := runs/gan-bench-$(shell date +%Y%m%d-%H%M%S)
+bench-gan: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[aeon]'
+	$(BIN)/seqlab gan bench --only sines --out $(GAN_OUT) --threads 1 & pid=$$!; \
+	$(BIN)/seqlab gan bench --only JapaneseVowels --out $(GAN_OUT) --threads 1; status=$$?; \
+	wait $$pid && exit $$status
+	cat $(GAN_OUT)/table.md
 
 test: $(STAMP)
 	$(BIN)/ruff check seqlab tests

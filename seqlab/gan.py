@@ -47,7 +47,7 @@ class GANConfig(Columns):
     hidden: int = 24  # the paper's sines setting (4 x channels, at least 24)
     layers: int = 3
     batch: int = 128
-    steps: int = 2000  # per phase: autoencoder, supervisor, joint (the reference code runs tens of thousands)
+    steps: int = 10000  # per phase: autoencoder, supervisor, joint (~1 hour on sines; the reference code runs 50,000)
     lr: float = 1e-3  # Adam, the paper's
     gamma: float = 1.0
     conditional: bool = False  # generate per class: the file's labels condition the generator and discriminator

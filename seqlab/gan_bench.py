@@ -76,7 +76,7 @@ def table(rows: list[dict]) -> str:
 
     lines = [
         f"TimeGAN as above; scores: mean (std) over {rows[0]['repeats']} repeats (lower is better; class accuracy: "
-        f"higher); train s on {machine()}, one thread.",
+        f"higher); train s on {machine()}.",
         "",
         "| data | steps per phase | discriminative | predictive (train on synthetic, test on real) | "
         "predictive, real on real | class accuracy, trained on synthetic / on real | paper: discriminative | "
