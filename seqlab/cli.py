@@ -149,7 +149,7 @@ def add_gan_parser(sub) -> None:
     e.add_argument("--checkpoint", default="best", choices=("best", "last"), help="default best (lowest quick score)")
     e.add_argument("--threads", type=int)
     b = g_sub.add_parser("bench", help="sines and JapaneseVowels beside the paper's figures")
-    b.add_argument("--steps", type=int, help="steps per phase (default: sines 10,000, JapaneseVowels 5,000)")
+    b.add_argument("--steps", type=int, help="steps per phase (default: sines 10,000, JapaneseVowels 4,000)")
     b.add_argument("--only", help="one set: sines or JapaneseVowels (two processes can share one --out)")
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--out")
