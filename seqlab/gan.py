@@ -111,7 +111,7 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
     lengths_all = np.array([len(s) for s in data])
     C = data[0].shape[1]
     torch.manual_seed(cfg.seed)
-    model = TimeGAN(C, cfg.hidden, cfg.layers, cell=cfg.cell, classes=len(labels.classes) if labels else 0)
+    model = TimeGAN(C, cfg.hidden, cfg.layers, cell=cfg.cell, classes=len(labels.classes) if labels is not None else 0)
     run.mkdir(parents=True, exist_ok=True)
     meta = {"task": "gan", "config": asdict(cfg), "channels": C, "lo": scale.lo.tolist(), "hi": scale.hi.tolist(),
             "lengths": lengths_all.tolist(), "versions": {"torch": torch.__version__,
@@ -120,7 +120,7 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
         meta |= {"classes": labels.classes.tolist(), "labels": y_all.tolist()}
     (run / "config.json").write_text(json.dumps(meta, indent=1))
     echo(f"run: {run}\n{name}: {len(data)} sequences, {C} channels, lengths {lengths_all.min()}..{lengths_all.max()}"
-         + (f", {len(labels.classes)} classes (conditional)" if labels else ""))  # fmt: skip
+         + (f", {len(labels.classes)} classes (conditional)" if labels is not None else ""))  # fmt: skip
     rng = np.random.default_rng(cfg.seed)
 
     def batch():
@@ -225,7 +225,9 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
             # A quick discriminative score (the paper's post-hoc classifier, 1,000 steps, up to 1,000 sequences a
             # side) to follow the GAN's progress; `seqlab gan eval` computes the full one.
             some = slice(0, 1000)
-            fake = generate(m, lengths_all[some], torch.Generator().manual_seed(step), y_all[some] if labels else None)
+            fake = generate(
+                m, lengths_all[some], torch.Generator().manual_seed(step), None if y_all is None else y_all[some]
+            )
             score = discriminative_score(data[some], fake, 1000)
             record(phase="joint", step=step + 1, discriminative_quick=score)
             if score < best:  # GAN training oscillates: keep the checkpoint the quick score liked best
