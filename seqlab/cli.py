@@ -304,6 +304,17 @@ def refuse_changes_on_resume(args, config_cls, allowed: tuple[str, ...] = ("minu
         raise ValueError(f"--resume continues with the run's own config; drop {flags} (only --minutes may change)")
 
 
+def train_config(args, config_cls, allowed: tuple[str, ...] = ("minutes",), data: str = "DATA"):
+    """The config of a ``train`` command: DATA for a new run, or --resume RUN with no other config flag changed."""
+    if not args.data and not args.resume:
+        raise ValueError(f"give {data} or --resume RUN")
+    if args.data and args.resume:
+        raise ValueError("give DATA for a new run or --resume RUN, not both")
+    if args.resume:
+        refuse_changes_on_resume(args, config_cls, allowed)
+    return config_from(args, config_cls, **({"data": args.data} if args.data else {}))
+
+
 def config_from(args, config_cls, **fixed):
     import dataclasses
 
@@ -317,13 +328,8 @@ def cmd_lm(args) -> None:
     from . import lm
 
     if args.lm_command == "train":
-        if not args.data and not args.resume:
-            raise ValueError("give DATA (a file, a directory, pydoc or stdlib) or --resume RUN")
-        if args.data and args.resume:
-            raise ValueError("give DATA for a new run or --resume RUN, not both")
-        if args.resume:
-            refuse_changes_on_resume(args, lm.LMConfig, allowed=("minutes", "steps"))  # train_lm checks --steps
-        cfg = config_from(args, lm.LMConfig, **({"data": args.data} if args.data else {}))
+        # train_lm checks --steps on resume itself
+        cfg = train_config(args, lm.LMConfig, ("minutes", "steps"), "DATA (a file, a directory, pydoc or stdlib)")
         lm.train_lm(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
     elif args.lm_command == "sample":
         model, tokenizer, _ = lm.load(args.run, args.checkpoint)
@@ -391,11 +397,7 @@ def cmd_classify(args) -> None:
     from .data.tables import Columns, read_table
 
     if args.classify_command == "train":
-        if bool(args.data) == bool(args.resume):
-            raise ValueError("give DATA for a new run or --resume RUN (one of them)")
-        if args.resume:
-            refuse_changes_on_resume(args, classify.ClassifyConfig)
-        cfg = config_from(args, classify.ClassifyConfig, **({"data": args.data} if args.data else {}))
+        cfg = train_config(args, classify.ClassifyConfig)
         _, _, run = classify.train_classifier(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
         if args.test:
             m = classify.evaluate(run, args.test, run / f"test-{Path(args.test).stem}")
@@ -441,11 +443,7 @@ def cmd_forecast(args) -> None:
     from . import forecast
 
     if args.forecast_command == "train":
-        if bool(args.data) == bool(args.resume):
-            raise ValueError("give DATA for a new run or --resume RUN (one of them)")
-        if args.resume:
-            refuse_changes_on_resume(args, forecast.ForecastConfig)
-        cfg = config_from(args, forecast.ForecastConfig, **({"data": args.data} if args.data else {}))
+        cfg = train_config(args, forecast.ForecastConfig)
         forecast.train_forecaster(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
         return
     if args.forecast_command == "bench":
