@@ -41,7 +41,7 @@ from .data.text import DataError
 from .data.tokenizers import CharTokenizer, Tokenizer, load_tokenizer, train_tokenizer
 from .layers import POOLINGS
 from .models import Classifier
-from .train import Stateless, TrainConfig, pyplot, train
+from .train import STOPPED, Stateless, TrainConfig, pyplot, train
 
 
 @dataclass
@@ -372,9 +372,8 @@ def train_classifier(
     (run / "report.txt").write_text(f"{which} split, best checkpoint (step {result['best']['step']})\n"
                                     + report_text(m, inputs.labels.classes) + "\n")  # fmt: skip
     plot_confusion(run / "confusion.png", m["confusion"], inputs.labels.classes, f"{which}, {len(val_set)} sequences")
-    why = {"steps": "end of the schedule", "minutes": "time budget spent", "patience": "no better validation"}
     echo(
-        f"stopped at step {result['step']} ({why[result['stopped']]}); best at step {result['best']['step']}: "
+        f"stopped at step {result['step']} ({STOPPED[result['stopped']]}); best at step {result['best']['step']}: "
         f"{which} accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}; run written to {run}"
     )
     return model, inputs, run

@@ -27,7 +27,7 @@ from . import checkpoint
 from .data.text import DataError
 from .data.timeseries import SeriesSet, check, fill_missing, read_series, window_starts
 from .models.forecaster import OUTPUTS, Forecaster
-from .train import Stateless, TrainConfig, pyplot, train
+from .train import STOPPED, Stateless, TrainConfig, pyplot, train
 
 Z = {0.8: 1.2816, 0.95: 1.9600}  # two-sided normal quantiles of the plotted intervals
 
@@ -263,11 +263,10 @@ def train_forecaster(
              f"covariates, {len(task.starts):,} training windows of {cfg.context} + {cfg.horizon} steps")  # fmt: skip
     result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
     model = load(run)[0]
-    why = {"steps": "end of the schedule", "minutes": "time budget spent", "patience": "no better validation"}
     test = evaluate(run, data=data, plot=run / "forecast.png")
     (run / "scores.json").write_text(json.dumps(test, indent=1))
     m, naive = test["model"], test["seasonal_naive"]
-    echo(f"stopped at step {result['step']} ({why[result['stopped']]}); best at step {result['best']['step']}. "
+    echo(f"stopped at step {result['step']} ({STOPPED[result['stopped']]}); best at step {result['best']['step']}. "
          f"Test tail: MASE {m['mase']:.3f} (seasonal naive {naive['mase']:.3f}), sMAPE {m['smape']:.2f}% "
          f"({naive['smape']:.2f}%); run written to {run}")  # fmt: skip
     return model, run

@@ -26,7 +26,7 @@ from . import checkpoint
 from .data import Decoder, Streams, TokenFile, Tokenizer, encode_corpus, load_tokenizer, open_source, train_tokenizer
 from .data.text import DataError
 from .models import LanguageModel
-from .train import TrainConfig, train
+from .train import STOPPED, TrainConfig, train
 
 
 @dataclass
@@ -192,7 +192,7 @@ def train_lm(
         model = model_from(cfg, tokenizer.vocab_size)
     task = LMTask(model, tokenizer, tokens, cfg)
     result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
-    why = {"steps": "end of the schedule", "minutes": "time budget spent"}[result["stopped"]]
+    why = STOPPED[result["stopped"]]
     echo(
         f"stopped at step {result['step']} ({why}): validation {result['val_bpc']:.3f} bits per "
         f"character, perplexity {result['val_ppl']:.2f}; run written to {run}"

@@ -29,6 +29,8 @@ from torch import nn
 
 from . import checkpoint
 
+STOPPED = {"steps": "end of the schedule", "minutes": "time budget spent", "patience": "no better validation"}
+"""What each value of the ``stopped`` that ``train`` returns means, for the tasks' closing lines."""
 ESTIMATE_STEPS = 10  # with --minutes and no --steps, the schedule's length is set from this many timed steps
 
 
