@@ -164,23 +164,12 @@ def test_best_checkpoint_ranks_by_accuracy_then_loss():
     assert rank({"val_accuracy": 0.9, "val_loss": 0.2}) < rank({"val_accuracy": 0.9, "val_loss": 0.5})
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, check_resume):
     X, y = toy_series(40)
     path = tmp_path / "train.csv"
     write_long_csv(path, X, y)
-    common = ["classify", "train", str(path), "--time-column", "t", "--hidden", "8", "--batch", "8", "--steps", "60",
-              "--eval-every", "10", "--dropout", "0.3", "--no-progress", "--threads", "1"]  # fmt: skip
-    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
-    assert main([*common, "--out", str(tmp_path / "cut"), "--minutes", "0.002"]) == 0  # stops early by the clock
-    _, meta = checkpoint.load(tmp_path / "cut" / "checkpoints" / "last.safetensors")
-    assert meta["step"] < 60
-    assert main(["classify", "train", "--resume", str(tmp_path / "cut"), "--no-progress"]) == 0
-    a, _ = checkpoint.load(tmp_path / "whole" / "checkpoints" / "last.safetensors")
-    b, meta = checkpoint.load(tmp_path / "cut" / "checkpoints" / "last.safetensors")
-    assert meta["step"] == 60
-    for k in a:
-        if k.startswith("model."):
-            assert torch.equal(a[k], b[k]), k
+    check_resume(["classify", "train", str(path), "--time-column", "t", "--hidden", "8", "--batch", "8", "--steps",
+                  "60", "--eval-every", "10", "--dropout", "0.3", "--no-progress", "--threads", "1"], 60)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ command line

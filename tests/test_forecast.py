@@ -216,21 +216,8 @@ def test_benchmark_loaders_and_statistical_baselines():
     assert forecast_bench.ets(air[:-12], 12, 12).shape == (12,)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    from seqlab import checkpoint
-
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, check_resume):
     np.save(tmp_path / "y.npy", seasonal_series(1)[0])
-    common = ["forecast", "train", str(tmp_path / "y.npy"), "--hidden", "8", "--layers", "2", "--context", "24",
-              "--horizon", "6", "--steps", "80", "--eval-every", "20", "--patience", "1000", "--dropout", "0.3",
-              "--no-progress", "--threads", "1"]  # fmt: skip
-    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
-    assert main([*common, "--out", str(tmp_path / "cut"), "--minutes", "0.002"]) == 0
-    _, meta = checkpoint.load(tmp_path / "cut" / "checkpoints" / "last.safetensors")
-    assert meta["step"] < 80
-    assert main(["forecast", "train", "--resume", str(tmp_path / "cut"), "--no-progress"]) == 0
-    a, _ = checkpoint.load(tmp_path / "whole" / "checkpoints" / "last.safetensors")
-    b, meta = checkpoint.load(tmp_path / "cut" / "checkpoints" / "last.safetensors")
-    assert meta["step"] == 80
-    for k in a:
-        if k.startswith("model."):
-            assert torch.equal(a[k], b[k]), k
+    check_resume(["forecast", "train", str(tmp_path / "y.npy"), "--hidden", "8", "--layers", "2", "--context", "24",
+                  "--horizon", "6", "--steps", "80", "--eval-every", "20", "--patience", "1000", "--dropout", "0.3",
+                  "--no-progress", "--threads", "1"], 80)  # fmt: skip
