@@ -1,6 +1,6 @@
 """Bookkeeping shared by the hand-written BPTT cells: active rows per step, final states, backward chunks.
 
-Legend: T time, B batch, H hidden.
+Legend: T time, B batch, H hidden, G gate pre-activations per step (LSTM 4H, GRU 3H, RNN H).
 
 Variable lengths are handled without masks. The layer sorts the batch by length, longest first, so at step t the
 rows still inside their sequence are a prefix ``[:b_t]`` with ``b_t = batch_sizes[t]`` non-increasing. Each step
@@ -82,25 +82,25 @@ def rows(v: torch.Tensor, b: int, B: int) -> torch.Tensor:
     return v if b == B else v[:b]
 
 
-def seed_rows(G: torch.Tensor, dh_n: torch.Tensor, dy_t: torch.Tensor, lo: int, hi: int) -> None:
-    """Rows [lo, hi) meet their last step here: their gradient starts as ∂L/∂h_n + ∂L/∂y_t."""
+def seed_rows(dh: torch.Tensor, dh_n: torch.Tensor, dy_t: torch.Tensor, lo: int, hi: int) -> None:
+    """Rows [lo, hi) meet their last step here: their gradient dh starts as ∂L/∂h_n + ∂L/∂y_t."""
     if hi > lo:
-        torch.add(dh_n[lo:hi], dy_t[lo:hi], out=G[lo:hi])
+        torch.add(dh_n[lo:hi], dy_t[lo:hi], out=dh[lo:hi])
 
 
 def state_grads(dy: torch.Tensor, dh_n: torch.Tensor, bs: tuple[int, ...], record: bool):
-    """Where G_t = ∂L/∂h_t lives during the reverse loop, with the last live step already seeded.
+    """Where dh_t = ∂L/∂h_t lives during the reverse loop, with the last live step already seeded.
 
-    Returns (Gs, kept): Gs[t] is the (B, H) buffer for step t — one scratch shared by every step, or, when
-    recording, views of ``kept`` (T, B, H), which then holds every G_t for the diagnostics.
+    Returns (dhs, kept): dhs[t] is the (B, H) buffer for step t — one scratch shared by every step, or, when
+    recording, views of ``kept`` (T, B, H), which then holds every dh_t for the diagnostics.
     """
     T, B, H = dy.shape
     kept = torch.zeros(T, B, H, dtype=dy.dtype, device=dy.device) if record else None
-    Gs = kept.unbind(0) if record else (torch.empty(B, H, dtype=dy.dtype, device=dy.device),) * T
+    dhs = kept.unbind(0) if record else (torch.empty(B, H, dtype=dy.dtype, device=dy.device),) * T
     n = live_steps(bs)
     if n:
-        seed_rows(Gs[n - 1], dh_n, dy[n - 1], 0, bs[n - 1])
-    return Gs, kept
+        seed_rows(dhs[n - 1], dh_n, dy[n - 1], 0, bs[n - 1])
+    return dhs, kept
 
 
 def alloc(full: bool):
@@ -131,10 +131,10 @@ def previous(seq: torch.Tensor, init: torch.Tensor, t0: int, t1: int, rows: int)
 
 def reverse_chunks(T: int, per_step: int) -> Iterator[tuple[int, int]]:
     """(t0, t1) windows covering 0..T-1 from the end, each holding at most CHUNK_ELEMENTS of factors."""
-    K = max(1, min(T, CHUNK_ELEMENTS // max(per_step, 1)))
+    steps = max(1, min(T, CHUNK_ELEMENTS // max(per_step, 1)))  # per window
     t1 = T
     while t1 > 0:
-        t0 = max(0, t1 - K)
+        t0 = max(0, t1 - steps)
         yield t0, t1
         t1 = t0
 

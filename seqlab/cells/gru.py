@@ -73,52 +73,55 @@ class GRUFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        """G_t = ∂L/∂h_t, through the output and through time. With A_t = (1 - z_t)(1 - n_t²):
+        """dh_t = ∂L/∂h_t, through the output and through time. With ∂h/∂a_n = (1 - z_t)(1 - n_t²) (``dan_per_dh``
+        in the code), the share of dh_t that reaches the n pre-activation:
 
-        da_n  = G_t ⊙ A_t                                    (n pre-activation, input side)
-        da_z  = G_t ⊙ (h_{t-1} - n_t) z_t (1 - z_t)
-        da_r  = G_t ⊙ A_t (W_hn h_{t-1} + b_hn) r_t (1 - r_t)
-        d(W_hn h + b_hn) = G_t ⊙ A_t r_t
-        G_{t-1} = dy_{t-1} + G_t ⊙ z_t + W_hh^T [da_r, da_z, d(W_hn h + b_hn)]
-        The four gate gradients are G_t times factors of the saved forward, computed for a chunk of steps at once, so
-        each step is three ops: one broadcast multiply, one addcmul, one addmm. ∂W_hh is one product after the loop.
+        da_n  = dh_t ⊙ ∂h/∂a_n                                   (n pre-activation, input side)
+        da_z  = dh_t ⊙ (h_{t-1} - n_t) z_t (1 - z_t)
+        da_r  = dh_t ⊙ ∂h/∂a_n (W_hn h_{t-1} + b_hn) r_t (1 - r_t)
+        d(W_hn h + b_hn) = dh_t ⊙ ∂h/∂a_n r_t
+        dh_{t-1} = dy_{t-1} + dh_t ⊙ z_t + W_hh^T [da_r, da_z, d(W_hn h + b_hn)]
+        The four gate gradients are dh_t times factors of the saved forward, computed for a chunk of steps at once,
+        so each step is three ops: one broadcast multiply, one addcmul, one addmm. ∂W_hh is one product at the end.
         """
         rz, n, hn, h, h0, w_hh = ctx.saved_tensors
         bs, slot = ctx.bs, ctx.slot
         T, B, H = h.shape
         like = {"dtype": h.dtype, "device": h.device}
-        # Per step, one broadcast multiply of G_t writes all four blocks [da_r, da_z, d(W_hn h + b_hn), da_n]; the
+        # Per step, one broadcast multiply of dh_t writes all four blocks [da_r, da_z, d(W_hn h + b_hn), da_n]; the
         # first three are what W_hh saw, and r, z, n are what W_ih saw.
         d4 = alloc(ctx.full)(T, B, 4, H, **like)
         dh0 = dh_n.clone()
-        Gs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
-        d4s, dghs, dys, zs = (
+        dhs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
+        d4s, da_hhs, dys, zs = (
             d4.unbind(0),
-            d4[:, :, :3].reshape(T, B, 3 * H).unbind(0),
+            d4[:, :, :3].reshape(T, B, 3 * H).unbind(0),  # per step (B, 3H): what W_hh h_{t-1} receives
             dy.unbind(0),
             rz[..., H:].unbind(0),
         )
-        tmp = torch.empty(B, H, **like)
+        dy_through_z = torch.empty(B, H, **like)  # scratch for dy_{t-1} + dh_t ⊙ z_t
         back = StepProduct(w_hh.t(), B)  # [da_r, da_z, d(W_hn h + b_hn)] W_hh
         n_live = live_steps(bs)
+        # Steps t0..t1-1 at a time; their factors are (t1 - t0, m, ·) for the m = bs[t0] rows active at t0, the most
+        # in the window (step t keeps its first bs[t] <= m of them); index t - t0 on the first axis is step t.
         for t0, t1 in reverse_chunks(n_live, B * 6 * H):
             m = bs[t0]
-            r, z, nk = rz[t0:t1, :m, :H], rz[t0:t1, :m, H:], n[t0:t1, :m]
-            K = torch.empty(t1 - t0, m, 4, H, **like)
-            A = tanh_grad(1 - z, nk, grad_input=K[:, :, 3])  # (1 - z)(1 - n²)
-            sigmoid_grad(A * hn[t0:t1, :m], r, grad_input=K[:, :, 0])
-            sigmoid_grad(previous(h, h0, t0, t1, m) - nk, z, grad_input=K[:, :, 1])
-            torch.mul(A, r, out=K[:, :, 2])
+            r, z, n_win = rz[t0:t1, :m, :H], rz[t0:t1, :m, H:], n[t0:t1, :m]
+            gate_factors = torch.empty(t1 - t0, m, 4, H, **like)  # d4 = dh ⊙ gate_factors, block by block
+            dan_per_dh = tanh_grad(1 - z, n_win, grad_input=gate_factors[:, :, 3])  # ∂h/∂a_n = (1 - z)(1 - n²)
+            sigmoid_grad(dan_per_dh * hn[t0:t1, :m], r, grad_input=gate_factors[:, :, 0])
+            sigmoid_grad(previous(h, h0, t0, t1, m) - n_win, z, grad_input=gate_factors[:, :, 1])
+            torch.mul(dan_per_dh, r, out=gate_factors[:, :, 2])
             for t in range(t1 - 1, t0 - 1, -1):
                 b = bs[t]
-                G = rows(Gs[t], b, B)
-                torch.mul(G.unsqueeze(1), rows(K[t - t0], b, m), out=rows(d4s[t], b, B))
+                dh = rows(dhs[t], b, B)
+                torch.mul(dh.unsqueeze(1), rows(gate_factors[t - t0], b, m), out=rows(d4s[t], b, B))
                 if t == 0:
-                    back(rows(dghs[0], b, B), rows(dh0, b, B), add=G * rows(zs[0], b, B))
+                    back(rows(da_hhs[0], b, B), rows(dh0, b, B), add=dh * rows(zs[0], b, B))
                     break
-                dyz = torch.addcmul(rows(dys[t - 1], b, B), G, rows(zs[t], b, B), out=rows(tmp, b, B))
-                back(rows(dghs[t], b, B), rows(Gs[t - 1], b, B), add=dyz)
-                seed_rows(Gs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+                dyz = torch.addcmul(rows(dys[t - 1], b, B), dh, rows(zs[t], b, B), out=rows(dy_through_z, b, B))
+                back(rows(da_hhs[t], b, B), rows(dhs[t - 1], b, B), add=dyz)
+                seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         dw_hh = recurrent_weight_grad(d4[:, :, :3].reshape(T, B, 3 * H), h, h0)
         db_hn = d4[:, :, 2].sum((0, 1)) if ctx.has_bias else None
         d4[:, :, 2] = d4[:, :, 3]  # the input side of the n block takes da_n, not da_n ⊙ r

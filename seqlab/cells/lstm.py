@@ -80,13 +80,13 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n, dc_n):
-        """Reverse of forward, step by step. With G_t = ∂L/∂h_t and da the gradient of the gate pre-activations:
+        """Reverse of forward, step by step. With dh_t = ∂L/∂h_t and da the gradient of the gate pre-activations:
 
-        ∂c_t    = ∂c_{t+1} ⊙ f_{t+1} + G_t ⊙ o_t (1 - tanh² c_t)
-        da_i    = ∂c_t ⊙ g_t i_t (1 - i_t)      da_f = ∂c_t ⊙ c_{t-1} f_t (1 - f_t)
-        da_g    = ∂c_t ⊙ i_t (1 - g_t²)         da_o = G_t ⊙ tanh(c_t) o_t (1 - o_t)
-        G_{t-1} = dy_{t-1} + W_hh^T da_t
-        The factors multiplying ∂c_t and G_t depend only on the saved forward, so they are computed for a chunk of
+        ∂c_t     = ∂c_{t+1} ⊙ f_{t+1} + dh_t ⊙ o_t (1 - tanh² c_t)
+        da_i     = ∂c_t ⊙ g_t i_t (1 - i_t)      da_f = ∂c_t ⊙ c_{t-1} f_t (1 - f_t)
+        da_g     = ∂c_t ⊙ i_t (1 - g_t²)         da_o = dh_t ⊙ tanh(c_t) o_t (1 - o_t)
+        dh_{t-1} = dy_{t-1} + W_hh^T da_t
+        The factors multiplying ∂c_t and dh_t depend only on the saved forward, so they are computed for a chunk of
         steps at once with one-pass derivative kernels; each step is then five ops. ∂W_hh is one product at the end.
         """
         gates, c, h, h0, c0, w_hh = ctx.saved_tensors
@@ -96,35 +96,37 @@ class LSTMFunction(torch.autograd.Function):
         like = {"dtype": gates.dtype, "device": gates.device}
         dgates = alloc(ctx.full)(T, B, 4, H, **like)  # = ∂L/∂xw, returned
         dh0, dc = dh_n.clone(), dc_n.clone()  # rows not reached yet hold the gradient of their final state
-        Gs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
+        dhs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
         das, dys, fs = dgates.view(T, B, G4).unbind(0), dy.unbind(0), gates[..., H : 2 * H].unbind(0)
         back = StepProduct(w_hh.t(), B)  # da_t W_hh
         n_live = live_steps(bs)
+        # Steps t0..t1-1 at a time; their factors are (t1 - t0, m, ·) for the m = bs[t0] rows active at t0, the most
+        # in the window (step t keeps its first bs[t] <= m of them); index k = t - t0 on the first axis is step t.
         for t0, t1 in reverse_chunks(n_live, B * 5 * H):
             m = bs[t0]
-            i, f, g, o = gates[t0:t1, :m].chunk(4, 2)  # (K, m, H) each
-            tc = c[t0:t1, :m].tanh()
-            P = tanh_grad(o, tc, grad_input=torch.empty_like(tc))  # ∂c_t += G_t ⊙ P_t
-            Q = torch.empty(t1 - t0, m, 4, H, **like)  # da = [∂c, ∂c, ∂c, G] ⊙ Q
-            sigmoid_grad(g, i, grad_input=Q[:, :, 0])
-            sigmoid_grad(previous(c, c0, t0, t1, m), f, grad_input=Q[:, :, 1])
-            tanh_grad(i, g, grad_input=Q[:, :, 2])
-            sigmoid_grad(tc, o, grad_input=Q[:, :, 3])
-            del tc
+            i, f, g, o = gates[t0:t1, :m].chunk(4, 2)  # (t1 - t0, m, H) each
+            tanh_c = c[t0:t1, :m].tanh()
+            dc_per_dh = tanh_grad(o, tanh_c, grad_input=torch.empty_like(tanh_c))  # o (1 - tanh² c): ∂c_t += dh_t ⊙ it
+            gate_factors = torch.empty(t1 - t0, m, 4, H, **like)  # da = [∂c, ∂c, ∂c, dh] ⊙ gate_factors
+            sigmoid_grad(g, i, grad_input=gate_factors[:, :, 0])
+            sigmoid_grad(previous(c, c0, t0, t1, m), f, grad_input=gate_factors[:, :, 1])
+            tanh_grad(i, g, grad_input=gate_factors[:, :, 2])
+            sigmoid_grad(tanh_c, o, grad_input=gate_factors[:, :, 3])
+            del tanh_c
             for t in range(t1 - 1, t0 - 1, -1):
                 b, k = bs[t], t - t0
-                Gt = rows(Gs[t], b, B)
-                dct = rows(dc, b, B).addcmul_(Gt, rows(P[k], b, m))
-                da4 = rows(dgates[t], b, B)
-                Qk = rows(Q[k], b, m)
-                torch.mul(dct.unsqueeze(1), Qk[:, :3], out=da4[:, :3])
-                torch.mul(Gt, Qk[:, 3], out=da4[:, 3])
+                dh = rows(dhs[t], b, B)
+                dct = rows(dc, b, B).addcmul_(dh, rows(dc_per_dh[k], b, m))
+                da4 = rows(dgates[t], b, B)  # (b, 4, H): da_i, da_f, da_g, da_o
+                factors = rows(gate_factors[k], b, m)
+                torch.mul(dct.unsqueeze(1), factors[:, :3], out=da4[:, :3])
+                torch.mul(dh, factors[:, 3], out=da4[:, 3])
                 dct.mul_(rows(fs[t], b, B))  # ∂c_{t-1}
                 if t == 0:
                     back(rows(das[0], b, B), rows(dh0, b, B))
                     break
-                back(rows(das[t], b, B), rows(Gs[t - 1], b, B), add=rows(dys[t - 1], b, B))
-                seed_rows(Gs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+                back(rows(das[t], b, B), rows(dhs[t - 1], b, B), add=rows(dys[t - 1], b, B))
+                seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_rec)
         dgates = dgates.view(T, B, G4)

@@ -55,10 +55,11 @@ class RNNFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dh_n):
-        """G_t = ∂L/∂h_t, through the output and through time:
+        """dh_t = ∂L/∂h_t, through the output and through time:
 
-        da_t    = G_t ⊙ φ'_t,  φ' = 1 - h² (tanh) or [h > 0] (relu)     (one fused kernel)
-        G_{t-1} = dy_{t-1} + W_hh^T da_t                                 (one addmm)
+        da_t     = dh_t ⊙ φ'_t,  φ' = 1 - h² (tanh) or [h > 0] (relu)    (one fused kernel)
+        dh_{t-1} = dy_{t-1} + W_hh^T da_t                                (one addmm)
+        No factors are precomputed per chunk, unlike LSTM and GRU: φ'_t ⊙ dh_t is already one kernel per step.
         """
         h, h0, w_hh = ctx.saved_tensors
         bs, slot = ctx.bs, ctx.slot
@@ -66,19 +67,22 @@ class RNNFunction(torch.autograd.Function):
         like = {"dtype": h.dtype, "device": h.device}
         da = alloc(ctx.full)(T, B, H, **like)  # = ∂L/∂xw, returned
         dh0 = dh_n.clone()  # rows of length 0 pass their final gradient straight to h0
-        Gs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
+        dhs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
         das, dys, hs = da.unbind(0), dy.unbind(0), h.unbind(0)
         back = StepProduct(w_hh.t(), B)  # da_t W_hh
-        n = live_steps(bs)
-        for t in range(n - 1, -1, -1):
+        n_live = live_steps(bs)
+        for t in range(n_live - 1, -1, -1):
             b = bs[t]
-            G, y, out = rows(Gs[t], b, B), rows(hs[t], b, B), rows(das[t], b, B)
-            a = relu_grad(G, y, 0, grad_input=out) if ctx.relu else tanh_grad(G, y, grad_input=out)
+            dh, ht, da_t = rows(dhs[t], b, B), rows(hs[t], b, B), rows(das[t], b, B)
+            if ctx.relu:
+                relu_grad(dh, ht, 0, grad_input=da_t)
+            else:
+                tanh_grad(dh, ht, grad_input=da_t)
             if t == 0:
-                back(a, rows(dh0, b, B))
+                back(da_t, rows(dh0, b, B))
                 break
-            back(a, rows(Gs[t - 1], b, B), add=rows(dys[t - 1], b, B))
-            seed_rows(Gs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+            back(da_t, rows(dhs[t - 1], b, B), add=rows(dys[t - 1], b, B))
+            seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_rec)
         return da, dh0, recurrent_weight_grad(da, h, h0), None, None, None
