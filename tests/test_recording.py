@@ -1,5 +1,8 @@
 """Recording on the bptt backend: gates against the reference equations, ||∂L/∂h_t|| against autograd."""
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -85,6 +88,33 @@ def test_recording_is_off_by_default_and_refuses_other_backends():
         pass
     with pytest.raises(ValueError, match="contains no seqlab recurrent layer"), seqlab.record(torch.nn.Linear(2, 2)):
         pass
+
+
+def test_layers_are_attached_through_their_public_api_and_never_twice():
+    m = seqlab.GRU(I, H)
+    model = torch.nn.Sequential(m)
+    with seqlab.record(model) as rec:
+        with pytest.raises(RuntimeError, match="already recording"), seqlab.record(m):
+            pass
+        m(torch.randn(T, B, I))  # the outer recording is still attached
+        with torch.no_grad():
+            assert m.effective_backend == "bptt"  # auto without gradients is fused, but recording needs bptt
+    assert set(rec.gates) == {"0.l0"}
+    with torch.no_grad():
+        assert m.effective_backend == "fused"  # detached on leaving
+    sink = seqlab.Recording()
+    m.attach_recording(sink, "enc.")
+    m(torch.randn(T, B, I))
+    m.detach_recording()
+    assert set(sink.gates) == {"enc.l0"}
+
+
+def test_recurrent_does_not_import_recording():
+    """recording.py finds the layers; recurrent.py must not import it back (the cycle of issue 13)."""
+    tree = ast.parse(Path(seqlab.layers.recurrent.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not any(name.endswith("recording") for name in imported), imported
 
 
 def test_forget_bias_makes_gradients_reach_further_back():

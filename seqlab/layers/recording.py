@@ -9,6 +9,9 @@
 Keys are ``l{k}`` and ``l{k}_reverse``, prefixed by the module path when the recurrent layer sits inside a model.
 Off by default; when off the cells receive ``slot=None`` and do no extra work. Recording keeps the saved gate
 tensors alive and, in backward, one (T, B, H) buffer per layer.
+
+Imports go one way: this module finds the layers and calls their public ``attach_recording``/``detach_recording``;
+a layer only calls ``Recording.slot`` on whatever it was attached to, and never imports this module.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .recurrent import Recurrent
+
 
 class Recording:
     """What one recorded pass saw. gates[name][gate]: (B, T, H); grad_norm[name]: (B, T), filled by backward."""
@@ -26,6 +31,10 @@ class Recording:
     def __init__(self) -> None:
         self.gates: dict[str, dict[str, torch.Tensor]] = {}
         self.grad_norm: dict[str, torch.Tensor] = {}
+
+    def slot(self, name: str, restore: Callable[[torch.Tensor], torch.Tensor]) -> Slot:
+        """The mailbox for the layer-direction ``name``; ``restore`` maps its time-major tensors to (B, T, H)."""
+        return Slot(self, name, restore)
 
 
 class Slot:
@@ -49,8 +58,6 @@ def record(module: nn.Module) -> Iterator[Recording]:
     Under recording, ``backend="auto"`` resolves to ``bptt``; an explicit ``fused`` or ``reference`` is refused,
     since only our backward sees ∂L/∂h_t whole (a fused kernel's output gradient misses the path through time).
     """
-    from .recurrent import Recurrent
-
     layers = [(name, m) for name, m in module.named_modules() if isinstance(m, Recurrent)]
     if not layers:
         raise ValueError(f"record: {type(module).__name__} contains no seqlab recurrent layer")
@@ -60,10 +67,12 @@ def record(module: nn.Module) -> Iterator[Recording]:
                 f"record: layer {name or type(m).__name__} uses backend={m.backend!r}; use 'bptt' or 'auto'"
             )
     rec = Recording()
-    for name, m in layers:
-        m._recording = (rec, f"{name}." if name else "")
+    attached = []
     try:
+        for name, m in layers:
+            m.attach_recording(rec, f"{name}." if name else "")
+            attached.append(m)
         yield rec
     finally:
-        for _, m in layers:
-            m._recording = None
+        for m in attached:
+            m.detach_recording()

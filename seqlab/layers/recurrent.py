@@ -29,7 +29,6 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
-from .recording import Slot
 
 BACKENDS = ("auto", "fused", "bptt", "reference")
 State = tuple[Tensor, ...]
@@ -81,7 +80,7 @@ class Recurrent(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional = bidirectional
         self.backend = backend
-        self._recording = None  # (Recording, name prefix) while inside seqlab.record(...)
+        self._recording = None  # (Recording, name prefix) while attached; see attach_recording
         factory = {"device": device, "dtype": dtype}
         D = 2 if bidirectional else 1
         for layer in range(num_layers):
@@ -125,6 +124,23 @@ class Recurrent(nn.Module):
     def flatten_parameters(self) -> None:
         """Accepted for drop-in compatibility. On CPU it does nothing in torch.nn either; on GPU cuDNN then copies
         the weights into one buffer per call instead of once."""
+
+    # ----------------------------------------------------------------------------------------------- recording
+    def attach_recording(self, recording, prefix: str = "") -> None:
+        """Send gates and ∂L/∂h_t of every following call to ``recording`` (a seqlab.Recording) until
+        ``detach_recording``; the backend is then ``bptt``. ``seqlab.record`` is the usual way in.
+
+        Arguments:
+            recording: anything with ``slot(name, restore)``, as seqlab.Recording; this module never imports it.
+            prefix: prepended to the keys ``l{k}`` and ``l{k}_reverse`` (``record`` passes the module path).
+        """
+        if self._recording is not None:
+            raise RuntimeError(f"{type(self).__name__}: already recording; detach_recording first")
+        self._recording = (recording, prefix)
+
+    def detach_recording(self) -> None:
+        """Stop recording (a no-op when not recording)."""
+        self._recording = None
 
     # ----------------------------------------------------------------------------------------------- backends
     def _auto_backend(self, device: torch.device, dtype: torch.dtype, grad: bool) -> str:
@@ -374,7 +390,8 @@ class Recurrent(nn.Module):
         final = tuple(torch.cat([d[i] for d in reversed(done)] + [empty_rows[i]]) for i in range(len(state)))
         return torch.cat(pieces), final
 
-    def _slot(self, layer: int, reverse: bool, lengths: Tensor | None, order: Tensor | None, T: int) -> Slot | None:
+    def _slot(self, layer: int, reverse: bool, lengths: Tensor | None, order: Tensor | None, T: int):
+        """The attached recording's Slot for this layer-direction, or None when not recording."""
         if self._recording is None:
             return None
         recording, prefix = self._recording
@@ -389,7 +406,7 @@ class Recurrent(nn.Module):
                 v = v.index_select(1, inverse.to(v.device))
             return v.transpose(0, 1).contiguous()
 
-        return Slot(recording, f"{prefix}l{layer}{'_reverse' if reverse else ''}", restore)
+        return recording.slot(f"{prefix}l{layer}{'_reverse' if reverse else ''}", restore)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
