@@ -1,4 +1,10 @@
-"""seqlab: learn from sequences of any length with exact, fast recurrent networks."""
+"""seqlab: learn from sequences of any length with exact, fast recurrent networks.
+
+The floors, bottom to top (docs/architecture.md): cells/ (the recurrent math) -> layers/ (drop-in modules) ->
+models/ (backbone.py, the one factory, and the task heads) -> data/ -> train.py, checkpoint.py, runs.py (one loop,
+one checkpoint format, one run life cycle) -> one folder per task (lm/, classify/, forecast/, autoencode/, gan/,
+lab/) -> cli.py (dispatch only). Lower floors never import higher ones.
+"""
 
 from .layers import GRU, LSTM, RNN, Recording, layer_class, record
 from .models import LanguageModel
@@ -11,6 +17,7 @@ __all__ = [
     "LMConfig",
     "LanguageModel",
     "Recording",
+    "SequenceClassifier",
     "generate",
     "layer_class",
     "record",
@@ -31,7 +38,7 @@ def __getattr__(name: str):
 
         return getattr(classify, name)
     if name == "SequenceClassifier":
-        from .estimator import SequenceClassifier
+        from .classify.estimator import SequenceClassifier
 
         return SequenceClassifier
     raise AttributeError(f"module 'seqlab' has no attribute {name!r}")

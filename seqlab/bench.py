@@ -9,11 +9,7 @@ excluded), read through torch.autograd.graph.saved_tensors_hooks.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,7 +18,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import flags, runs
 from .layers import GRU, LSTM, RNN
+from .runs import machine
 
 CELLS = {"lstm": (LSTM, nn.LSTM, 4), "gru": (GRU, nn.GRU, 3), "rnn": (RNN, nn.RNN, 1)}
 # (B, T, I, H), from the issue: small and large batches, long sequences at batch 1, a wide hidden layer.
@@ -79,14 +77,6 @@ def saved_bytes(fn: Callable[[], object], exclude: list[torch.Tensor]) -> int:
         out = fn()
     del out
     return total
-
-
-def _pair(cell: str, I: int, H: int, backend: str) -> tuple[nn.Module, nn.Module]:
-    ours_cls, torch_cls, _ = CELLS[cell]
-    ref = torch_cls(I, H)
-    ours = ours_cls(I, H, backend=backend)
-    ours.load_state_dict(ref.state_dict())
-    return ours, ref
 
 
 def _flops(cell: str, B: int, T: int, I: int, H: int, tokens: int | None = None) -> float:
@@ -189,17 +179,7 @@ def bench_varlen(v: dict, backends: list[str], repeats: int, warmup: int) -> lis
     ]
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
-def run(quick: bool, cells: list[str], backends: list[str], repeats: int | None, log=print) -> dict:
+def measure(quick: bool, cells: list[str], backends: list[str], repeats: int | None, log=print) -> dict:
     """Run the benchmark; returns {"machine", "rows"} and logs each case as it finishes."""
     repeats = repeats or 7  # on a shared machine fewer repeats let noise move a ratio by 10%
     warmup = 2
@@ -238,21 +218,6 @@ def format_rows(rows: list[Row], header: bool = True) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: dict, path: str, force: bool) -> None:
-    """Atomic write; an existing file is replaced only with force."""
-    if os.path.exists(path) and not force:
-        raise FileExistsError(f"{path} exists; pass --force to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bench-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def markdown(result: dict) -> str:
     """One line per case and mode: torch.nn's time, and each seqlab backend as a ratio (auto's choice in bold)."""
     rows = result["rows"]
@@ -275,3 +240,39 @@ def markdown(result: dict) -> str:
                 cells.append(f"**{text}**" if v in g and g[v]["auto"] else text)
         lines.append(f"| {case} | {mode} | {first} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def add_parser(sub, common) -> None:
+    b = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="time seqlab's RNN/LSTM/GRU against torch.nn",
+        description="Training step and inference of each cell and backend against torch.nn, in one process.",
+    )
+    b.add_argument("--quick", action="store_true", help="two shapes and a smaller variable-length case: under a minute")
+    b.add_argument("--cells", type=flags.comma_list(("lstm", "gru", "rnn")), default=["lstm", "gru", "rnn"])
+    b.add_argument(
+        "--backends",
+        type=flags.comma_list(("fused", "bptt", "reference")),
+        default=["fused", "bptt"],
+        help="seqlab backends to time (default fused,bptt; 'auto' is marked on the one it picks)",
+    )
+    b.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 7)")
+    b.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    b.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    b.add_argument("--markdown", action="store_true", help="end with the summary as a Markdown table (README)")
+
+
+def run(args) -> None:
+    if args.repeats is not None and args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.json:
+        runs.refuse_existing(args.json, args.force)
+    print(f"# seqlab bench on {machine()}", flush=True)
+    result = measure(args.quick, args.cells, args.backends, args.repeats, log=lambda s: print(s, flush=True))
+    if args.markdown:
+        print(markdown(result))
+    if args.json:
+        runs.write_json(args.json, result)
+        print(f"# wrote {args.json}")

@@ -2,8 +2,9 @@
 loading a checkpoint cannot run code.
 
 One checkpoint is one file, written to a temporary name in the same folder, flushed to disk, then renamed over the
-old one (``os.replace`` is atomic on POSIX): a process killed at any moment leaves either the previous checkpoint or
-the new one, never a torn file. Tensors are saved from CPU copies, so a checkpoint written on a GPU loads on CPU.
+old one (``atomic_write``; ``os.replace`` is atomic on POSIX): a process killed at any moment leaves either the
+previous checkpoint or the new one, never a torn file. Tensors are saved from CPU copies, so a checkpoint written
+on a GPU loads on CPU.
 
 Layout of the tensors: ``model.<name>`` (state_dict), ``optim.<param index>.<state key>`` (the optimizer's per-
 parameter state), ``state.<name>`` (whatever the task carries between steps, e.g. the hidden state of truncated
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -32,20 +35,33 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu").contiguous().clone()
 
 
-def save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    """Write atomically: the old file at ``path`` stays whole until the new one is complete on disk."""
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """``with atomic_write(path) as tmp:`` write to ``tmp``; on leaving the block it replaces ``path`` whole.
+
+    Every file seqlab writes for a user goes through here (seqlab.runs re-exports it for the tasks). The temporary
+    file sits in the same folder (so the rename stays on one file system) and keeps ``path``'s suffix (numpy and
+    matplotlib choose a format by it); it is flushed to disk before the rename. If the block raises, the temporary
+    file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
+    tmp = Path(name)
     try:
-        save_file({k: _cpu(v) for k, v in tensors.items()}, tmp, metadata={"seqlab": json.dumps(meta)})
+        yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write atomically: the old file at ``path`` stays whole until the new one is complete on disk."""
+    with atomic_write(path) as tmp:
+        save_file({k: _cpu(v) for k, v in tensors.items()}, str(tmp), metadata={"seqlab": json.dumps(meta)})
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -92,25 +108,3 @@ def restore(tensors: dict, meta: dict, model, optimizer=None) -> dict[str, torch
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         torch.set_rng_state(tensors["rng.torch"])
     return {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}
-
-
-def read_run(run, task: str, config_cls) -> tuple:
-    """A run directory's config.json -> (config_cls instance, the whole saved JSON), refusing another task's run.
-
-    Fields the config no longer has are dropped, so runs written by an older seqlab still load."""
-    from dataclasses import fields
-
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{run}: not a seqlab run (no config.json)")
-    try:
-        saved = json.loads(path.read_text())
-        found = saved.get("task", "lm")
-        if found != task:
-            raise CheckpointError(f"{run}: a {found} run, not a {task} run")
-        known = {f.name for f in fields(config_cls)}
-        return config_cls(**{k: v for k, v in saved["config"].items() if k in known}), saved
-    except CheckpointError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{path}: unreadable run config ({e})") from None

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import nn
 
 from . import checkpoint
+from .runs import save_figure, write_text
 
 STOPPED = {"steps": "end of the schedule", "minutes": "time budget spent", "patience": "no better validation"}
 """What each value of the ``stopped`` that ``train`` returns means, for the tasks' closing lines."""
@@ -56,30 +55,34 @@ class TrainConfig:
     seed: int = 0
 
 
-class Task(Protocol):
+class Task:
+    """What a task gives the loop. Subclass it and override what differs; the defaults fit a task whose batches are
+    independent (nothing carried between steps) and whose evaluations rank by validation loss.
+
+    The loop, not the task, switches the model between training mode (batch and loss) and evaluation mode
+    (evaluate and report, which also run without gradients)."""
+
     model: nn.Module
-    tokens_per_step: int
+    tokens_per_step: int  # for the tokens/s the loop logs (sequence steps for series tasks)
+    loss_name: str = "loss"  # what the loss is, in its units: the y axis of loss.png
 
-    def batch(self, step: int): ...  # a pure function of step, so resuming reads what the first run read
+    def batch(self, step: int):  # a pure function of step, so resuming reads what the first run read
+        raise NotImplementedError
 
-    def loss(self, batch) -> torch.Tensor: ...  # training mode, mean loss of the batch
+    def loss(self, batch) -> torch.Tensor:  # the mean loss of the batch
+        raise NotImplementedError
 
-    def evaluate(self) -> dict[str, float]: ...  # must contain "val_loss"
+    def evaluate(self) -> dict[str, float]:  # must contain "val_loss"
+        raise NotImplementedError
 
-    # Optional: ``objective(result) -> tuple``, lower is better, ranks evaluations for best.safetensors and
-    # --patience; without it, (val_loss,). A classifier ranks by accuracy first and loss second.
+    def objective(self, result: dict) -> tuple[float, ...]:
+        """Ranks evaluations for best.safetensors and --patience, lower is better."""
+        return (result["val_loss"],)
 
-    def report(self, step: int) -> str: ...  # e.g. a sample of generated text
+    def report(self, step: int) -> str:  # e.g. a sample of generated text, kept in samples.txt
+        return ""
 
-    def carry(self) -> dict[str, torch.Tensor]: ...  # state carried between steps (hidden state of TBPTT)
-
-    def set_carry(self, tensors: dict[str, torch.Tensor]) -> None: ...
-
-
-class Stateless:
-    """For tasks whose batches are independent (nothing carried between steps): the carry half of ``Task``."""
-
-    def carry(self) -> dict[str, torch.Tensor]:
+    def carry(self) -> dict[str, torch.Tensor]:  # state carried between steps (the hidden state of TBPTT)
         return {}
 
     def set_carry(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -96,11 +99,6 @@ def lr_at(cfg: TrainConfig, step: int, horizon: int | None) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def objective(task: Task, result: dict) -> tuple[float, ...]:
-    rank = getattr(task, "objective", None)
-    return tuple(rank(result)) if rank is not None else (result["val_loss"],)
-
-
 PLOT_EVERY_S = 30.0  # redraw loss.png at most this often during training (a redraw costs ~0.1 s), and at the end
 
 
@@ -111,10 +109,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2))
 
 
-class Metrics:
-    """metrics.jsonl, plus TensorBoard scalars when tensorboard is installed."""
+class Log:
+    """Everything the loop writes besides checkpoints: metrics.jsonl (and TensorBoard scalars when tensorboard is
+    installed), samples.txt, loss.png (redrawn at most every PLOT_EVERY_S), and the progress bar or echo lines."""
 
-    def __init__(self, run: Path):
+    def __init__(self, run: Path, loss_name: str, progress: bool, echo: Callable[[str], None]):
+        from tqdm import tqdm
+
+        self.run, self.loss_name, self.echo = run, loss_name, echo
         self.path = run / "metrics.jsonl"
         self.tb = None
         try:
@@ -123,15 +125,17 @@ class Metrics:
             self.tb = SummaryWriter(str(run / "tb"))
         except ImportError:
             pass
+        self.bar = tqdm(disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
+        self.say = self.bar.write if progress else echo
+        self.last_plot, self.plot_stale = -math.inf, False
 
     def truncate(self, last_step: int) -> None:
         """On resume: forget what the killed session logged after its last checkpoint."""
-        if not self.path.exists():
-            return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= last_step]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(ln + "\n" for ln in keep))
-        os.replace(tmp, self.path)
+        if self.path.exists():
+            keep = [
+                ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= last_step
+            ]
+            write_text(self.path, "".join(ln + "\n" for ln in keep))
 
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:
@@ -141,8 +145,24 @@ class Metrics:
                 if k != "step" and isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, record["step"])
 
-    def read(self) -> list[dict]:
-        return read_metrics(self.path.parent)
+    def evaluation(self, result: dict, text: str) -> None:
+        self.write(result)
+        with open(self.run / "samples.txt", "a") as f:
+            f.write(f"--- step {result['step']}\n{text}\n")
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k != "step")
+        self.say(f"step {result['step']}: {shown}\n{text}\n")
+        self.plot_stale = True
+        if time.monotonic() - self.last_plot >= PLOT_EVERY_S:
+            self.plot()
+
+    def plot(self) -> None:
+        plot_losses(self.run, read_metrics(self.run), self.loss_name)
+        self.last_plot, self.plot_stale = time.monotonic(), False
+
+    def close(self) -> None:
+        if self.plot_stale:
+            self.plot()
+        self.bar.close()
 
 
 def pyplot():
@@ -165,8 +185,8 @@ def read_metrics(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
 
 
-def plot_losses(run: Path, records: list[dict]) -> None:
-    """loss.png: training loss and validation loss (nats) against steps. Skipped without matplotlib."""
+def plot_losses(run: Path, records: list[dict], loss_name: str = "loss") -> None:
+    """loss.png: training loss and validation loss against steps. Skipped without matplotlib."""
     plt = pyplot()
     if plt is None:
         return
@@ -178,14 +198,79 @@ def plot_losses(run: Path, records: list[dict]) -> None:
     if val:
         ax.plot(*zip(*val, strict=True), "o-", label="validation", lw=1.5)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel(loss_name)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = run / ".loss.png.tmp"
-    fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    os.replace(tmp, run / "loss.png")
+    save_figure(fig, run / "loss.png")
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+@dataclass
+class Progress:
+    """The loop's own state, kept in each checkpoint's JSON so that a resumed run continues exactly."""
+
+    step: int = 0
+    horizon: int | None = None  # the schedule's length (cfg.steps, or estimated from --minutes)
+    best: tuple[float, ...] = (math.inf,)  # the objective of best.safetensors
+    best_result: dict = field(default_factory=dict)
+    stale: int = 0  # evaluations since the best one
+    train_s: float = 0.0  # this session's training time (the x axis of learning curves); evaluation not counted
+
+
+def save(path: Path, task: Task, optimizer, p: Progress, result: dict) -> None:
+    if not all(torch.isfinite(t).all() for t in task.model.parameters()):
+        raise TrainingError(f"weights are not finite at step {p.step}; {path.parent}/last.safetensors keeps the "
+                            "last good state")  # fmt: skip
+    scalars = {"horizon": p.horizon, "best": list(p.best), "best_metrics": p.best_result, "stale": p.stale,
+               "metrics": result}  # fmt: skip
+    checkpoint.save(path, *checkpoint.training_state(task.model, optimizer, p.step, task.carry(), scalars))
+
+
+def restore_progress(task: Task, optimizer, run: Path, log: Log) -> Progress:
+    """Continue from RUN/checkpoints/last.safetensors: weights, optimizer, carried state, RNG and the loop's state."""
+    tensors, meta = checkpoint.load(run / "checkpoints" / "last.safetensors")
+    task.set_carry(checkpoint.restore(tensors, meta, task.model, optimizer))
+    best = tuple(meta["best"]) if isinstance(meta["best"], list) else (meta["best"],)
+    log.truncate(meta["step"])
+    log.echo(f"resuming {run} at step {meta['step']}")
+    return Progress(meta["step"], meta["horizon"], best, meta.get("best_metrics", {}), meta.get("stale", 0))
+
+
+def evaluate(task: Task, optimizer, p: Progress, run: Path, log: Log) -> dict:
+    """Evaluate and report in eval mode without gradients, rank the result, write the last (and maybe the best)
+    checkpoint; returns the evaluation's record."""
+    task.model.eval()
+    with torch.no_grad():
+        result = {"step": p.step, **task.evaluate(), "train_s": p.train_s}
+        text = task.report(p.step)
+    task.model.train()
+    score = tuple(task.objective(result))
+    improved = score < p.best
+    if improved:
+        p.best, p.best_result, p.stale = score, result, 0
+    else:
+        p.stale += 1
+    log.evaluation(result, text)
+    save(run / "checkpoints" / "last.safetensors", task, optimizer, p, result)
+    if improved:
+        save(run / "checkpoints" / "best.safetensors", task, optimizer, p, result)
+    return result
+
+
+def step(task: Task, optimizer, cfg: TrainConfig, p: Progress) -> tuple[float, float]:
+    """One training step on batch ``p.step``: forward, backward, clip; returns the loss and the gradient norm
+    before clipping. The optimizer has not stepped yet: the caller does, if both are finite."""
+    lr = lr_at(cfg, p.step, p.horizon)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss = task.loss(task.batch(p.step))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(task.model.parameters(), cfg.clip)
+    # .item() waits for the step to finish (a sync point on GPU); kept on every step because a non-finite loss
+    # must be caught before optimizer.step() writes it into the weights.
+    return loss.item(), float(grad_norm)
 
 
 def train(
@@ -199,136 +284,81 @@ def train(
     """Train ``task.model`` until ``cfg.steps`` (the schedule's end) or ``cfg.minutes`` of wall clock.
 
     ``cfg.minutes`` counts wall clock, evaluations included; ``train_s`` in each evaluation record counts only the
-    training steps.
-
-    Returns the last evaluation's metrics with "step", "stopped" ('steps', 'minutes' or 'patience') and "best"
-    (the best evaluation's metrics, the one in best.safetensors).
+    training steps. Returns the last evaluation's metrics with "step", "stopped" ('steps', 'minutes' or
+    'patience') and "best" (the best evaluation's metrics, the one in best.safetensors).
     """
-    from tqdm import tqdm
-
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give --steps or --minutes (or both)")
-    model = task.model
-    optimizer = make_optimizer(model, cfg)
+    model, optimizer = task.model, make_optimizer(task.model, cfg)
     run.mkdir(parents=True, exist_ok=True)
-    metrics = Metrics(run)
-    last_path, best_path = run / "checkpoints" / "last.safetensors", run / "checkpoints" / "best.safetensors"
-    step, horizon = 0, cfg.steps
-    best: tuple[float, ...] = (math.inf,)  # the objective of best.safetensors
-    best_result: dict = {}
-    stale = 0  # evaluations since the best one
-    if resume:
-        tensors, meta = checkpoint.load(last_path)
-        task.set_carry(checkpoint.restore(tensors, meta, model, optimizer))
-        step, horizon = meta["step"], meta["horizon"]
-        best = tuple(meta["best"]) if isinstance(meta["best"], list) else (meta["best"],)
-        best_result, stale = meta.get("best_metrics", {}), meta.get("stale", 0)
-        metrics.truncate(step)
-        echo(f"resuming {run} at step {step}")
-
-    def save(path: Path, result: dict) -> None:
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
-            raise TrainingError(f"weights are not finite at step {step}; {last_path} keeps the last good state")
-        tensors, meta = checkpoint.training_state(
-            model,
-            optimizer,
-            step,
-            task.carry(),
-            {"horizon": horizon, "best": list(best), "best_metrics": best_result, "stale": stale, "metrics": result},
-        )
-        checkpoint.save(path, tensors, meta)
-
-    last_plot, plot_stale = -math.inf, False
-
-    def evaluate() -> dict:
-        nonlocal best, best_result, stale, last_plot, plot_stale
-        result = {"step": step, **task.evaluate(), "train_s": train_s}
-        metrics.write(result)
-        text = task.report(step)
-        with open(run / "samples.txt", "a") as f:
-            f.write(f"--- step {step}\n{text}\n")
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k != "step")
-        (bar.write if progress else echo)(f"step {step}: {shown}\n{text}\n")
-        score = objective(task, result)
-        improved = score < best
-        if improved:
-            best, best_result, stale = score, result, 0
-        else:
-            stale += 1
-        save(last_path, result)
-        if improved:
-            save(best_path, result)
-        plot_stale = True
-        if time.monotonic() - last_plot >= PLOT_EVERY_S:
-            plot_losses(run, metrics.read())
-            last_plot, plot_stale = time.monotonic(), False
-        return result
-
+    log = Log(run, task.loss_name, progress, echo)
+    p = restore_progress(task, optimizer, run, log) if resume else Progress(horizon=cfg.steps)
+    log.bar.reset(total=p.horizon)
+    log.bar.update(p.step)
     deadline = None if cfg.minutes is None else time.monotonic() + 60 * cfg.minutes
-    bar = tqdm(total=horizon, initial=step, disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
-    result: dict = {}
-    stopped, non_finite, evaluated_at = "steps", 0, None
-    window_loss, window_steps, window_time = 0.0, 0, 0.0  # training time only: evaluation does not count
-    train_s = 0.0  # this session's training time, reported with each evaluation (the x axis of learning curves)
-    session_t0, session_start = time.monotonic(), step
-    while horizon is None or step < horizon:
+    window = Window()
+    result, stopped, non_finite, evaluated_at, session = {}, "steps", 0, None, (time.monotonic(), p.step)
+    model.train()
+    while p.horizon is None or p.step < p.horizon:
         if deadline is not None and time.monotonic() >= deadline:
             stopped = "minutes"
             break
         t0 = time.monotonic()
-        lr = lr_at(cfg, step, horizon)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = task.loss(task.batch(step))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))  # the norm before clipping
-        loss_value = loss.item()
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-            non_finite += 1
-            task.set_carry({})  # a non-finite state would poison the next windows too
-            (bar.write if progress else echo)(f"step {step}: loss {loss_value}, gradient norm {grad_norm}: skipped")
-            if non_finite >= 3:
-                raise TrainingError(
-                    f"the loss was not finite for 3 steps in a row at step {step}; stopped. "
-                    f"{last_path} keeps the last good state; try a lower --lr"
-                )
-            step += 1
+        loss, grad_norm = step(task, optimizer, cfg, p)
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            non_finite = skip(task, p, log, loss, grad_norm, non_finite + 1, run)
             continue
         non_finite = 0
         optimizer.step()
-        step += 1
-        bar.update(1)
-        window_loss += loss_value
-        window_steps += 1
-        window_time += time.monotonic() - t0
-        train_s += time.monotonic() - t0
-        if horizon is None and step - session_start >= ESTIMATE_STEPS:
-            per_step = (time.monotonic() - session_t0) / ESTIMATE_STEPS
-            horizon = step + max(1, int((deadline - time.monotonic()) / per_step))
-            bar.total = horizon
-            bar.refresh()
-        if step % cfg.log_every == 0:
-            tps = window_steps * task.tokens_per_step / window_time
-            record = {
-                "step": step,
-                "loss": window_loss / window_steps,
-                "lr": lr,
-                "grad_norm": grad_norm,
-                "tokens_per_s": tps,
-            }
-            metrics.write(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{tps:,.0f}")
-            window_loss, window_steps, window_time = 0.0, 0, 0.0
-        if step % cfg.eval_every == 0:
-            result = evaluate()
-            evaluated_at = step
-            if cfg.patience is not None and stale >= cfg.patience:
+        p.step += 1
+        log.bar.update(1)
+        window.add(loss, time.monotonic() - t0)
+        p.train_s += time.monotonic() - t0
+        if p.horizon is None and p.step - session[1] >= ESTIMATE_STEPS:
+            per_step = (time.monotonic() - session[0]) / ESTIMATE_STEPS
+            p.horizon = p.step + max(1, int((deadline - time.monotonic()) / per_step))
+            log.bar.total = p.horizon
+            log.bar.refresh()
+        if p.step % cfg.log_every == 0:
+            record = window.record(p.step, optimizer.param_groups[0]["lr"], grad_norm, task.tokens_per_step)
+            log.write(record)
+            log.bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}")
+        if p.step % cfg.eval_every == 0:
+            result, evaluated_at = evaluate(task, optimizer, p, run, log), p.step
+            if cfg.patience is not None and p.stale >= cfg.patience:
                 stopped = "patience"
                 break
-    if evaluated_at != step:
-        result = evaluate()
-    if plot_stale:
-        plot_losses(run, metrics.read())
-    bar.close()
-    return {**result, "stopped": stopped, "best": best_result}
+    if evaluated_at != p.step:
+        result = evaluate(task, optimizer, p, run, log)
+    log.close()
+    return {**result, "stopped": stopped, "best": p.best_result}
+
+
+class Window:
+    """Training loss, steps and time since the last log line (evaluation time is not counted)."""
+
+    def __init__(self):
+        self.loss, self.steps, self.seconds = 0.0, 0, 0.0
+
+    def add(self, loss: float, seconds: float) -> None:
+        self.loss, self.steps, self.seconds = self.loss + loss, self.steps + 1, self.seconds + seconds
+
+    def record(self, step: int, lr: float, grad_norm: float, tokens_per_step: int) -> dict:
+        record = {"step": step, "loss": self.loss / self.steps, "lr": lr, "grad_norm": grad_norm,
+                  "tokens_per_s": self.steps * tokens_per_step / self.seconds}  # fmt: skip
+        self.__init__()
+        return record
+
+
+def skip(task: Task, p: Progress, log: Log, loss: float, grad_norm: float, in_a_row: int, run: Path) -> int:
+    """A non-finite loss or gradient: the step is skipped (its batch is not retried) and the carried state reset;
+    three in a row stop training with the last good checkpoint kept."""
+    task.set_carry({})  # a non-finite state would poison the next windows too
+    log.say(f"step {p.step}: loss {loss}, gradient norm {grad_norm}: skipped")
+    if in_a_row >= 3:
+        raise TrainingError(
+            f"the loss was not finite for 3 steps in a row at step {p.step}; stopped. "
+            f"{run / 'checkpoints' / 'last.safetensors'} keeps the last good state; try a lower --lr"
+        )
+    p.step += 1
+    return in_a_row

@@ -131,7 +131,11 @@ def test_encoder_padded_row_equals_the_sequence_alone(pooling):
     for net in (Classifier(3, channels=4, **small), Classifier(3, vocab_size=11, **small)):
         net = net.double().eval()
         lengths = torch.tensor([5, 1, 8])
-        x = torch.randn(3, 8, 4, dtype=torch.float64) if net.project is not None else torch.randint(0, 11, (3, 8))
+        x = (
+            torch.randn(3, 8, 4, dtype=torch.float64)
+            if net.backbone.project is not None
+            else torch.randint(0, 11, (3, 8))
+        )
         if x.is_floating_point():
             for b, n in enumerate(lengths):
                 x[b, n:] = 1e3

@@ -9,7 +9,7 @@ import torch
 
 from seqlab import autoencode
 from seqlab.autoencode import AutoencodeConfig, average_precision, detection, train_autoencoder
-from seqlab.autoencode_bench import synthetic, table_of
+from seqlab.autoencode.bench import synthetic, table_of
 from seqlab.cli import main
 from seqlab.models.autoencoder import SequenceAutoencoder
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from seqlab.baselines import KneserNey, xz_bpc
+from seqlab.lm.baselines import KneserNey, xz_bpc
 
 TEXT = "abracadabra, said the cadaver to the candelabra. " * 40
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from seqlab.data.preprocess import Standardizer
 from seqlab.data.sequences import (
     Buckets,
     Labels,
-    Standardizer,
     by_length,
     fix_missing,
     pad,

@@ -84,7 +84,7 @@ def test_autoregressive_rollout_feeds_its_predictions_back():
     mean, _ = net(history)
     seq = history
     for j in range(4):  # by hand: one step ahead, appended, again
-        h, _ = net.encode(seq)
+        h, _ = net.backbone(seq)
         step = net.head(h[:, -1:])
         torch.testing.assert_close(step, mean[:, j : j + 1])
         seq = torch.cat([seq, step], 1)
@@ -203,13 +203,14 @@ def test_series_readers_and_channel_checks(tmp_path):
 
 
 def test_benchmark_loaders_and_statistical_baselines():
-    from seqlab import forecast_bench
+    from seqlab.data.archives import load_series
+    from seqlab.forecast import bench as forecast_bench
 
-    air = forecast_bench.load("airpassengers")
+    air = load_series("airpassengers")
     assert air.shape == (144,) and air[0] == 112
-    sun = forecast_bench.load("sunspots")
+    sun = load_series("sunspots")
     assert len(sun) == 309
-    co2 = forecast_bench.load("co2")
+    co2 = load_series("co2")
     assert np.isfinite(co2).all() and 500 < len(co2) < 560  # monthly means of the weekly record, gaps filled
     pred = forecast_bench.sarima(air[:-12], 12, 12)
     assert pred.shape == (12,) and np.abs(pred - air[-12:]).mean() < 60

@@ -9,7 +9,7 @@ import torch
 from seqlab import lm
 from seqlab.cli import main
 from seqlab.data.text import DataError
-from seqlab.inspect import correlations, inspect, text_properties
+from seqlab.lm.units import correlations, inspect, text_properties
 
 TEXT = 'print("a (b)", [1, 2])\nx = f(y)  # "quoted"\n' * 30
 

@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 from seqlab import checkpoint, lm
 from seqlab.cli import main
-from seqlab.train import TrainConfig, TrainingError, train
+from seqlab.train import Task, TrainConfig, TrainingError, train
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. A stitch in time saves nine.\n"
@@ -159,7 +159,7 @@ def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path, mo
     assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temporary file left behind
 
 
-class NaNTask:
+class NaNTask(Task):
     """A task whose loss turns non-finite after step 5."""
 
     def __init__(self):
@@ -175,15 +175,6 @@ class NaNTask:
 
     def evaluate(self):
         return {"val_loss": 1.0}
-
-    def report(self, step):
-        return ""
-
-    def carry(self):
-        return {}
-
-    def set_carry(self, tensors):
-        pass
 
 
 def test_non_finite_loss_stops_without_overwriting_the_good_checkpoint(tmp_path):
@@ -221,7 +212,12 @@ def test_generation_with_carried_state_equals_rerunning_the_whole_text(trained):
     ids = torch.tensor([tok.encode(text)])
     with torch.no_grad():
         full, _ = model(ids)
-        assert torch.equal(full[0, 3:-1].argmax(-1), ids[0, 4:])
+        assert torch.equal(full[0, 3:-1].argmax(-1), ids[0, 4:])  # each greedy token is the full pass's argmax
+        state, steps = None, []
+        for t in range(ids.shape[1]):  # one token at a time, the state carried
+            logits, state = model(ids[:, t : t + 1], state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-5)
 
 
 def test_stop_string_ends_the_stream_before_it(trained):
@@ -284,9 +280,9 @@ def test_every_tokenizer_and_tied_weights_train_save_and_load(corpus, tmp_path, 
     cfg = small_config(corpus, tokenizer=kind, steps=10, eval_every=10, **extra)
     model, tokenizer, run = lm.train_lm(cfg, out=str(tmp_path / kind), progress=False, echo=lambda s: None)
     loaded, tok2, _ = lm.load(run, "last")
-    assert tok2.vocab_size == tokenizer.vocab_size == model.embedding.num_embeddings
+    assert tok2.vocab_size == tokenizer.vocab_size == model.backbone.embedding.num_embeddings
     if cfg.tie:
-        assert loaded.head.weight is loaded.embedding.weight
+        assert loaded.head.weight is loaded.backbone.embedding.weight
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     text = "".join(lm.generate(loaded, tok2, "The quick", 20, seed=0))

@@ -1,7 +1,8 @@
 """Text sources, tokenizers and the token streams that feed the models."""
 
+from .errors import DataError
 from .streams import Streams, TokenFile, encode_corpus
-from .text import BUILTIN, DataError, TextSource, open_source
+from .text import BUILTIN, TextSource, open_source
 from .tokenizers import Decoder, Tokenizer, load_tokenizer, train_tokenizer
 
 __all__ = [

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .text import DataError
+from .errors import DataError
 
 
 @dataclass
@@ -146,22 +146,6 @@ class Labels:
 
     def decode(self, index: np.ndarray) -> np.ndarray:
         return self.classes[index]
-
-
-class Standardizer:
-    """Per-channel mean and standard deviation over every valid step of the training series; applied to all."""
-
-    def __init__(self, mean: np.ndarray, std: np.ndarray):
-        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-
-    @classmethod
-    def fit(cls, series: list[np.ndarray]) -> Standardizer:
-        steps = np.concatenate(series, axis=0).astype(np.float64)  # (sum T_i, C)
-        std = steps.std(axis=0)
-        return cls(steps.mean(axis=0), np.where(std > 1e-8, std, 1.0))  # a constant channel is centred, not scaled
-
-    def __call__(self, series: list[np.ndarray]) -> list[np.ndarray]:
-        return [(s - self.mean) / self.std for s in series]
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

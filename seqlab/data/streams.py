@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .text import DataError, TextSource
+from .errors import DataError
+from .text import TextSource
 from .tokenizers import Tokenizer
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError
 from .sequences import series_from_arrays
-from .text import DataError
 
 
 @dataclass

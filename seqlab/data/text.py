@@ -14,11 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import DataError
+
 BUILTIN = ("pydoc", "stdlib")
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the file and what was expected."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import DataError
+from .errors import DataError
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from .text import DataError
+from .errors import DataError
 
 KINDS = ("char", "word", "bpe")
 WORD_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)  # whitespace runs are tokens, so decoding is lossless

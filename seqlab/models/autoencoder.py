@@ -15,22 +15,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layers import Pool, layer_class, valid_mask
+from ..layers import Pool, valid_mask
+from .backbone import accept_old_checkpoints, backbone
 
 
 class SequenceAutoencoder(nn.Module):
     def __init__(self, channels: int, model: str = "gru", hidden: int = 64, layers: int = 1, code: int = 16,
                  bidirectional: bool = True, backend: str = "auto"):  # fmt: skip
         super().__init__()
-        self.model, self.layers, self.hidden = model, layers, hidden
-        cell = layer_class(model)
-        D = 2 if bidirectional else 1
-        self.encoder = cell(channels, hidden, layers, batch_first=True, bidirectional=bidirectional, backend=backend)
-        self.pool = Pool("last", D * hidden, D)
-        self.to_code = nn.Linear(D * hidden, code)
+        self.layers, self.hidden = layers, hidden
+        common = {"hidden": hidden, "layers": layers, "backend": backend}
+        self.encoder = backbone(model, channels=channels, bidirectional=bidirectional, **common)
+        self.pool = Pool("last", self.encoder.width, self.encoder.directions)
+        self.to_code = nn.Linear(self.encoder.width, code)
         self.from_code = nn.Linear(code, layers * hidden)
-        self.decoder = cell(channels + code, hidden, layers, batch_first=True, backend=backend)
+        self.decoder = backbone(model, channels=channels + code, **common)
         self.out = nn.Linear(hidden, channels)
+        accept_old_checkpoints(self)
 
     def encode(self, x: Tensor, lengths: Tensor) -> Tensor:
         """(B, T, C) -> codes (B, Z), from each sequence's own final states."""
@@ -39,7 +40,7 @@ class SequenceAutoencoder(nn.Module):
 
     def _start(self, code: Tensor):
         h0 = torch.tanh(self.from_code(code)).view(-1, self.layers, self.hidden).transpose(0, 1).contiguous()
-        return (h0, torch.zeros_like(h0)) if self.model == "lstm" else h0  # (L, B, H)
+        return self.decoder.state_from(h0)  # (L, B, H), and a zero cell state for an LSTM
 
     def reconstruct(self, code: Tensor, lengths: Tensor, x: Tensor | None = None) -> Tensor:
         """codes (B, Z) -> (B, T, C), zero past each length. With x (teacher forcing), step t reads x_{t-1};

@@ -21,9 +21,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layers import Transformer, layer_class
+from .backbone import accept_old_checkpoints, backbone, continue_from
 
 OUTPUTS = ("direct", "autoregressive")
+LOG_STD_LIMIT = 7.0  # log sigma is clamped to [-7, 7] (sigma in [1e-3, 1e3] of a window's scale): the Gaussian
+# NLL's gradient grows like 1/sigma^2, and one window with a near-zero spread would otherwise blow it up
 
 
 class Forecaster(nn.Module):
@@ -35,45 +37,35 @@ class Forecaster(nn.Module):
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.C, self.K, self.H, self.output, self.gaussian = channels, covariates, horizon, output, gaussian
         n_in, per_value = channels + covariates, 2 if gaussian else 1
-        self.is_transformer = model == "transformer"
-        if self.is_transformer:
-            self.project = nn.Linear(n_in, hidden)
-            self.transformer = Transformer(hidden, layers, heads, dropout, causal=True)
-        else:
-            between = dropout if layers > 1 else 0.0
-            self.rnn = layer_class(model)(n_in, hidden, layers, batch_first=True, dropout=between, backend=backend)
+        self.backbone = backbone(model, channels=n_in, hidden=hidden, layers=layers, dropout=dropout, heads=heads,
+                                 backend=backend)  # fmt: skip
         self.drop = nn.Dropout(dropout)
         if output == "direct":
             self.head = nn.Linear(hidden + horizon * covariates, horizon * channels * per_value)
         else:
             self.head = nn.Linear(hidden, channels * per_value)
-
-    def encode(self, x: Tensor, state=None):
-        """(B, T, C + K) -> (B, T, D) and the state to continue from (recurrent state or key/value cache)."""
-        if self.is_transformer:
-            return self.transformer(self.project(x), state)
-        return self.rnn(x, state)
+        accept_old_checkpoints(self)
 
     def split(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
         """Head output (..., C or 2C) -> mean and log standard deviation (None without gaussian)."""
         if not self.gaussian:
             return out, None
         mean, log_std = out.chunk(2, dim=-1)
-        return mean, log_std.clamp(-7.0, 7.0)
+        return mean, log_std.clamp(-LOG_STD_LIMIT, LOG_STD_LIMIT)
 
     def forward(self, history: Tensor, future_cov: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """history (B, L, C + K); future_cov (B, H, K) when K > 0 -> mean (B, H, C) and log_std (B, H, C) or None."""
         B = history.shape[0]
         if self.output == "direct":
-            h, _ = self.encode(history)
+            h, _ = self.backbone(history)
             summary = self.drop(h[:, -1])  # (B, D)
             if self.K:
                 summary = torch.cat([summary, future_cov.reshape(B, -1)], dim=1)
             out = self.head(summary).view(B, self.H, -1)  # (B, H, C or 2C)
             return self.split(out)
-        # autoregressive rollout: each prediction is the next step's input. The recurrent state carries on; the
-        # Transformer re-reads the grown sequence (its cache exists only outside training, and H is short).
-        h, state = self.encode(history)
+        # autoregressive rollout: each prediction is the next step's input, continuing from the backbone's state
+        # (a training Transformer keeps no cache, and re-reads the grown sequence: H is short).
+        h, state = self.backbone(history)
         seq, means, log_stds = history, [], []
         for j in range(self.H):
             mean, log_std = self.split(self.head(self.drop(h[:, -1:])))  # (B, 1, C)
@@ -81,11 +73,7 @@ class Forecaster(nn.Module):
             log_stds.append(log_std)
             if j + 1 < self.H:
                 step = mean if not self.K else torch.cat([mean, future_cov[:, j : j + 1]], dim=2)
-                if self.is_transformer:
-                    seq = torch.cat([seq, step], dim=1)
-                    h, _ = self.encode(seq)
-                else:
-                    h, state = self.encode(step, state)
+                h, seq, state = continue_from(self.backbone, seq, step, state)
         return torch.cat(means, 1), (torch.cat(log_stds, 1) if self.gaussian else None)
 
     def teacher_forced(self, window: Tensor, context: int = 0, feed_back: float = 0.0) -> tuple[Tensor, Tensor | None]:
@@ -95,20 +83,16 @@ class Forecaster(nn.Module):
         input at each step is, with probability p, the model's own (detached) forecast of it instead of the truth,
         so training meets the inputs a rollout will feed it. p = 1 is the rollout itself."""
         if feed_back <= 0:
-            h, _ = self.encode(window[:, :-1])
+            h, _ = self.backbone(window[:, :-1])
             return self.split(self.head(self.drop(h)))
         C, B = self.C, window.shape[0]
-        h, state = self.encode(window[:, :context])
+        h, state = self.backbone(window[:, :context])
         outs = [self.head(self.drop(h))]  # predictions of steps 1..L
         seq = window[:, :context]
         for t in range(context, window.shape[1] - 1):
             own = self.split(outs[-1][:, -1:])[0].detach()  # the forecast of step t
             use_own = torch.rand(B, 1, 1, device=window.device) < feed_back
             step = torch.cat([torch.where(use_own, own, window[:, t : t + 1, :C]), window[:, t : t + 1, C:]], 2)
-            if self.is_transformer:
-                seq = torch.cat([seq, step], dim=1)
-                h = self.encode(seq)[0][:, -1:]
-            else:
-                h, state = self.encode(step, state)
+            h, seq, state = continue_from(self.backbone, seq, step, state)
             outs.append(self.head(self.drop(h)))
         return self.split(torch.cat(outs, 1))

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..layers import Transformer, layer_class
+from .backbone import RECURRENT, accept_old_checkpoints, backbone
 
 
 class MemoryModel(nn.Module):
@@ -24,22 +24,19 @@ class MemoryModel(nn.Module):
         super().__init__()
         self.n_in, self.one_hot = n_in, one_hot
         self.head = nn.Linear(hidden, n_out)
-        if cell == "transformer":
-            self.project = nn.Linear(n_in, hidden)
-            self.transformer = Transformer(hidden, blocks, heads, causal=True)
-            return
         extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
-        self.rnn = layer_class(cell)(n_in, hidden, batch_first=True, backend=backend, **extra)
+        self.backbone = backbone(cell, channels=n_in, hidden=hidden, layers=blocks if cell == "transformer" else 1,
+                                 heads=heads, backend=backend, **extra)  # fmt: skip
         if orthogonal:
+            if cell not in RECURRENT:
+                raise ValueError("orthogonal initialises a recurrent W_hh; a Transformer has none")
             with torch.no_grad():
-                for g in self.rnn.weight_hh_l0.split(hidden):  # each gate block on its own
+                for g in self.backbone.rnn.weight_hh_l0.split(hidden):  # each gate block on its own
                     nn.init.orthogonal_(g)
+        accept_old_checkpoints(self)
 
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         if self.one_hot:
             x = F.one_hot(x, self.n_in).float()  # (B, T, n_in)
-        if hasattr(self, "transformer"):
-            h, _ = self.transformer(self.project(x))  # (B, T, H), causal: step t sees steps <= t
-        else:
-            h, _ = self.rnn(x)  # (B, T, H)
+        h, _ = self.backbone(x)  # (B, T, H); a Transformer is causal: step t sees steps <= t
         return self.head(h[:, -1] if last_only else h)

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..layers import layer_class, valid_mask
+from ..layers import valid_mask
+from .backbone import accept_old_checkpoints, backbone
 
 
 class Net(nn.Module):
@@ -33,11 +34,11 @@ class Net(nn.Module):
 
     def __init__(self, cell: str, n_in: int, hidden: int, n_out: int, layers: int, sigmoid: bool = True):
         super().__init__()
-        self.rnn = layer_class(cell)(n_in, hidden, max(1, layers), batch_first=True)
+        self.backbone = backbone(cell, channels=n_in, hidden=hidden, layers=max(1, layers))
         self.out, self.sigmoid = nn.Linear(hidden, n_out), sigmoid
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        h, _ = self.rnn(x, lengths=lengths)
+        h, _ = self.backbone(x, lengths=lengths)
         y = self.out(h)
         return torch.sigmoid(y) if self.sigmoid else y
 
@@ -56,6 +57,7 @@ class TimeGAN(nn.Module):
         self.generator = Net(cell, self.Z + classes, hidden, hidden, layers)
         self.supervisor = Net(cell, hidden, hidden, hidden, layers - 1)
         self.discriminator = Net(cell, hidden + classes, hidden, 1, layers, sigmoid=False)
+        accept_old_checkpoints(self)
 
     def noise(self, B: int, T: int, generator: torch.Generator | None = None) -> Tensor:
         return torch.rand(B, T, self.Z, generator=generator)  # U(0, 1) per step, as the paper

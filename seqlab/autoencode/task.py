@@ -13,21 +13,19 @@ early stopping and to set the anomaly threshold — the ``quantile`` of the held
 from __future__ import annotations
 
 import csv
-import json
-import platform
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import checkpoint
-from .data.sequences import Buckets, SequenceSet, Standardizer, fix_missing, pad
-from .data.tables import Columns, Table, read_table
-from .data.text import DataError
-from .models.autoencoder import SequenceAutoencoder
-from .train import Stateless, TrainConfig, pyplot, train
+from .. import runs
+from ..data.preprocess import SeriesPrep, series_of
+from ..data.sequences import Buckets, SequenceSet, pad
+from ..data.tables import Columns, Table, read_table
+from ..models.autoencoder import SequenceAutoencoder
+from ..models.backbone import RECURRENT
+from ..train import Task, TrainConfig, pyplot, train
 
 SCORES = ("mean", "max")
 
@@ -54,8 +52,8 @@ class AutoencodeConfig(TrainConfig, Columns):
 
 
 def check_config(cfg: AutoencodeConfig) -> None:
-    if cfg.model not in ("rnn", "lstm", "gru"):
-        raise ValueError(f"model must be one of rnn, lstm, gru; got {cfg.model!r}")
+    if cfg.model not in RECURRENT:
+        raise ValueError(f"model must be one of {', '.join(RECURRENT)}; got {cfg.model!r}")
     if cfg.score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}; got {cfg.score!r}")
     if not 0 < cfg.quantile < 1:
@@ -69,13 +67,9 @@ def model_from(cfg: AutoencodeConfig, channels: int) -> SequenceAutoencoder:
     return SequenceAutoencoder(channels, cfg.model, cfg.hidden, cfg.layers, cfg.code, cfg.bidirectional, cfg.backend)
 
 
-def prepare(table: Table, scale: Standardizer, cfg: AutoencodeConfig, channels: int | None = None) -> SequenceSet:
-    from .data.sequences import check_series
-
-    if table.kind != "series":
-        raise DataError(f"{table.names[0].split(' of ', 1)[-1]}: holds text; the autoencoder reads series")
-    check_series(table.items, table.names, channels)
-    return SequenceSet(scale(fix_missing(table.items, table.names, cfg.missing)), None, table.names)
+def prepare(table: Table, prep: SeriesPrep) -> SequenceSet:
+    table = series_of(table, "the autoencoder")
+    return SequenceSet(prep(table.items, table.names), None, table.names)
 
 
 @torch.no_grad()
@@ -123,7 +117,11 @@ def detection(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, float
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "auc_pr": average_precision(y, s)}
 
 
-class AutoencodeTask(Stateless):
+class AutoencodeTask(Task):
+    """Length-bucketed minibatches, teacher-forced reconstruction, validation by free-running reconstruction."""
+
+    loss_name = "loss (mean squared reconstruction error, standardised units)"
+
     def __init__(self, model: SequenceAutoencoder, train_set: SequenceSet, val_set: SequenceSet, cfg: AutoencodeConfig):
         self.model, self.train_set, self.val_set, self.cfg = model, train_set, val_set, cfg
         self.buckets = Buckets(train_set.lengths, cfg.batch, cfg.seed)
@@ -134,7 +132,6 @@ class AutoencodeTask(Stateless):
 
     def loss(self, batch) -> torch.Tensor:
         x, lengths = batch
-        self.model.train()
         recon = self.model(x, lengths, teacher=True)
         return ((recon - x) ** 2).sum() / (lengths.sum() * x.shape[2])  # mean over valid steps and channels
 
@@ -142,73 +139,54 @@ class AutoencodeTask(Stateless):
         e = errors(self.model, self.val_set)
         return {"val_loss": float(np.concatenate(e).mean())}  # free-running, as scoring will run
 
-    def report(self, step: int) -> str:
-        return ""
-
 
 def read_config(run: Path) -> tuple[AutoencodeConfig, dict]:
-    return checkpoint.read_run(run, "autoencode", AutoencodeConfig)
+    return runs.read_config(run, "autoencode", AutoencodeConfig)
 
 
 def train_autoencoder(cfg: AutoencodeConfig, table: Table | None = None, out: str | Path | None = None,
                       progress: bool = True, echo=print) -> tuple[SequenceAutoencoder, Path]:  # fmt: skip
     """Train in a new run directory; sets the threshold on the held-out split and writes it with the run."""
-    from dataclasses import replace
-
     check_config(cfg)
     if table is None:
         if not cfg.data:
             raise ValueError("give the series to train on (a file)")
         table = read_table(cfg.data, cfg)
-    if table.kind != "series":
-        raise DataError(f"{cfg.data or 'the data'}: holds text; the autoencoder reads series")
-    run = Path(out) if out else Path("runs") / f"autoencode-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run.exists() and any(run.iterdir()):
-        raise FileExistsError(f"{run} exists; choose another --out")
+    table = series_of(table, "the autoencoder")
     n = len(table.items)
-    rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(n)
+    order = np.random.default_rng(cfg.seed).permutation(n)
     n_val = max(1, round(cfg.val_fraction * n)) if n > 1 else 0
     val_index, train_index = np.sort(order[:n_val]), np.sort(order[n_val:])
-    raw_train = fix_missing([table.items[i] for i in train_index], [table.names[i] for i in train_index], cfg.missing)
-    scale = Standardizer.fit(raw_train)
-    data = prepare(table, scale, cfg)
+    prep = SeriesPrep.fit([table.items[i] for i in train_index], [table.names[i] for i in train_index], cfg.missing)
+    data = prepare(table, prep)
     train_set, val_set = data.subset(train_index), data.subset(val_index) if n_val else data.subset(train_index)
-    channels = data.x[0].shape[1]
-    run.mkdir(parents=True, exist_ok=True)
+    run = runs.create(out, "autoencode", cfg.model, resumable=False)
     per_epoch = Buckets(train_set.lengths, cfg.batch, cfg.seed).per_epoch
     loop = replace(cfg, steps=cfg.steps or cfg.epochs * per_epoch, eval_every=cfg.eval_every or per_epoch)
     torch.manual_seed(cfg.seed)
-    model = model_from(cfg, channels)
-    echo(f"run: {run}\n{len(train_set)} training and {len(val_index)} held-out series, {channels} channels")
-    versions = {"torch": torch.__version__, "python": platform.python_version()}
-    meta = {"task": "autoencode", "config": asdict(cfg), "channels": channels, "mean": scale.mean.tolist(),
-            "std": scale.std.tolist(), "versions": versions}  # fmt: skip
-    (run / "config.json").write_text(json.dumps(meta, indent=1))
+    model = model_from(cfg, prep.channels)
+    echo(f"run: {run}\n{len(train_set)} training and {len(val_index)} held-out series, {prep.channels} channels")
+    runs.write_config(run, "autoencode", cfg, **prep.to_json())
     train(AutoencodeTask(model, train_set, val_set, loop), loop, run, progress=progress, echo=echo)
     model = load(run)[0]
     held_out = sequence_scores(errors(model, val_set), cfg.score)
-    meta["threshold"] = float(np.quantile(held_out, cfg.quantile))
-    (run / "config.json").write_text(json.dumps(meta, indent=1))
-    echo(f"threshold {meta['threshold']:.4g} ({cfg.quantile:.0%} of {len(held_out)} held-out {cfg.score} errors); "
+    threshold = float(np.quantile(held_out, cfg.quantile))
+    runs.update_config(run, threshold=threshold)
+    echo(f"threshold {threshold:.4g} ({cfg.quantile:.0%} of {len(held_out)} held-out {cfg.score} errors); "
          f"run written to {run}")  # fmt: skip
     return model, run
 
 
 def load(run: str | Path, which: str = "best") -> tuple[SequenceAutoencoder, AutoencodeConfig, dict]:
-    run = Path(run)
-    cfg, saved = read_config(run)
-    model = model_from(cfg, saved["channels"])
-    checkpoint.restore(*checkpoint.load(run / "checkpoints" / f"{which}.safetensors"), model)
-    return model.eval(), cfg, saved
+    got = runs.load(run, "autoencode", AutoencodeConfig, lambda cfg, saved: model_from(cfg, saved["channels"]), which)
+    return got.model, got.cfg, got.saved
 
 
 def _data(run, table: Table | str | Path, columns: Columns | None = None):
     model, cfg, saved = load(run)
     if not isinstance(table, Table):
         table = read_table(table, columns or cfg)
-    scale = Standardizer(saved["mean"], saved["std"])
-    return model, cfg, saved, table, prepare(table, scale, cfg, saved["channels"])
+    return model, cfg, saved, table, prepare(table, SeriesPrep.from_json(saved, cfg.missing))
 
 
 def embed(run, table: Table | str | Path, columns: Columns | None = None) -> tuple[np.ndarray, Table]:
@@ -233,21 +211,27 @@ def score(run, table: Table | str | Path, columns: Columns | None = None, normal
 def write_scores(out: Path, result: dict) -> None:
     """out (CSV): id, score, anomaly; beside it <stem>-steps.csv: id, t, error."""
     table = result["table"]
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with runs.atomic_write(out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "score", "anomaly"])
         for i, sid in enumerate(table.ids):
             w.writerow([sid, f"{result['scores'][i]:.6g}", int(result["anomaly"][i])])
-    steps = out.with_name(f"{out.stem}-steps.csv")
-    tmp_steps = steps.with_name(f".{steps.name}.tmp")
-    with open(tmp_steps, "w", newline="") as f:
+    with runs.atomic_write(out.with_name(f"{out.stem}-steps.csv")) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "t", "error"])
         for sid, e in zip(table.ids, result["steps"], strict=True):
             w.writerows([sid, t, f"{v:.6g}"] for t, v in enumerate(e))
-    tmp.replace(out)
-    tmp_steps.replace(steps)
+
+
+def write_codes(out: Path, codes: np.ndarray, ids: list[str]) -> None:
+    """Codes as .npy (n, Z), or any other suffix as CSV with an id column."""
+    with runs.atomic_write(out) as tmp:
+        if out.suffix == ".npy":
+            np.save(tmp, codes)
+            return
+        with open(tmp, "w") as f:
+            f.write("id," + ",".join(f"z{k}" for k in range(codes.shape[1])) + "\n")
+            f.writelines(f"{i}," + ",".join(f"{v:.6g}" for v in row) + "\n" for i, row in zip(ids, codes, strict=True))
 
 
 def plot_scores(path: Path, result: dict, cfg_score: str) -> None:
@@ -269,5 +253,4 @@ def plot_scores(path: Path, result: dict, cfg_score: str) -> None:
     b.set_title("highest-scoring sequences")
     b.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    runs.save_figure(fig, path)

@@ -14,18 +14,17 @@ The threshold is always the run's own: the 99% quantile of held-out normal train
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 import statistics
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .autoencode import AutoencodeConfig, detection, embed, score, train_autoencoder
-from .data.sequences import series_from_arrays
-from .data.tables import Table
+from .. import runs
+from ..data.archives import load_ucr
+from ..data.sequences import series_from_arrays
+from ..data.tables import Table
+from .task import AutoencodeConfig, detection, embed, score, train_autoencoder
 
 
 def synthetic(n: int, seed: int, kind: str = "normal") -> list[np.ndarray]:
@@ -53,7 +52,6 @@ def table_of(X: list, labels: list | None = None, name: str = "X") -> Table:
 
 
 def run(out: Path, seeds: int = 3, cfg: AutoencodeConfig | None = None, echo=print) -> list[dict]:
-    from .classify_bench import load_ucr
 
     out.mkdir(parents=True, exist_ok=True)
     cfg = cfg or AutoencodeConfig()
@@ -66,10 +64,8 @@ def run(out: Path, seeds: int = 3, cfg: AutoencodeConfig | None = None, echo=pri
 
     def trained(name: str, table: Table, seed: int) -> Path:
         run_dir = out / f"{name}-seed{seed}"
-        if not (run_dir / "done").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-            train_autoencoder(replace(cfg, seed=seed), table, run_dir, progress=False, echo=lambda s: None)
-            (run_dir / "done").write_text("")
+        runs.once(run_dir, train_autoencoder, replace(cfg, seed=seed), table, run_dir, progress=False,
+                  echo=lambda s: None)  # fmt: skip
         return run_dir
 
     for seed in range(seeds):
@@ -96,12 +92,10 @@ def run(out: Path, seeds: int = 3, cfg: AutoencodeConfig | None = None, echo=pri
         for r in rows[-5:]:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("task", "seed"))
             echo(f"seed {seed}, {r['task']}: {shown}")
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["task", "seed", "precision", "recall", "f1", "auc_pr", "accuracy"])
-        w.writeheader()
-        w.writerows(rows)
-    (out / "table.md").write_text(table(rows, cfg) + "\n")
-    (out / "config.json").write_text(json.dumps(cfg.__dict__, indent=1))
+    columns = ("task", "seed", "precision", "recall", "f1", "auc_pr", "accuracy")
+    runs.write_csv(out / "results.csv", [{k: r.get(k, "") for k in columns} for r in rows])
+    runs.write_text(out / "table.md", table(rows, cfg) + "\n")
+    runs.write_json(out / "config.json", cfg.__dict__)
     return rows
 
 
@@ -117,13 +111,12 @@ def codes_accuracy(run_dir: Path, train: Table, test: Table) -> float:
 
 
 def table(rows: list[dict], cfg: AutoencodeConfig) -> str:
-    from .bench import machine
 
     direction = "bidirectional " if cfg.bidirectional else ""
     lines = [
         f"{direction}{cfg.model.upper()} encoder of {cfg.hidden}, code {cfg.code}, {cfg.score} per-step error as the "
         f"score, threshold at the {cfg.quantile:.0%} quantile of held-out normal series; mean (std) over seeds on "
-        f"{machine()}.",
+        f"{runs.machine()}.",
         "",
         "| task | precision | recall | F1 | area under PR | accuracy |",
         "|---|---|---|---|---|---|",

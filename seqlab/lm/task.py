@@ -11,22 +11,20 @@ encoded corpus, memory-mapped) and what seqlab.train writes (checkpoints, metric
 
 from __future__ import annotations
 
-import json
 import math
-import platform
-import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from . import checkpoint
-from .data import Decoder, Streams, TokenFile, Tokenizer, encode_corpus, load_tokenizer, open_source, train_tokenizer
-from .data.text import DataError
-from .models import LanguageModel
-from .train import STOPPED, TrainConfig, train
+from .. import runs
+from ..data import Decoder, Streams, TokenFile, Tokenizer, encode_corpus, load_tokenizer, open_source, train_tokenizer
+from ..data.errors import DataError
+from ..models import LanguageModel
+from ..models.backbone import check_heads, check_name
+from ..train import STOPPED, Task, TrainConfig, train
 
 
 @dataclass
@@ -54,14 +52,9 @@ class LMConfig(TrainConfig):
     sample_temperature: float = 0.8
 
 
-MODELS = ("rnn", "lstm", "gru", "transformer")
-
-
 def check_model(cfg: LMConfig) -> None:
-    if cfg.model not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {cfg.model!r}")
-    if cfg.model == "transformer" and (cfg.hidden % cfg.heads or (cfg.hidden // cfg.heads) % 2):
-        raise ValueError(f"--hidden {cfg.hidden} must split into --heads {cfg.heads} heads of an even size")
+    check_name(cfg.model)
+    check_heads(cfg.model, cfg.hidden, cfg.heads)
 
 
 def model_from(cfg: LMConfig, vocab_size: int) -> LanguageModel:
@@ -70,8 +63,10 @@ def model_from(cfg: LMConfig, vocab_size: int) -> LanguageModel:
                          cfg.heads, cfg.seq_len)  # fmt: skip
 
 
-class LMTask:
+class LMTask(Task):
     """Truncated BPTT over parallel streams (seqlab.data.Streams), for seqlab.train.train."""
+
+    loss_name = "loss (nats per token)"
 
     def __init__(self, model: LanguageModel, tokenizer: Tokenizer, tokens: TokenFile, cfg: LMConfig):
         self.model, self.tokenizer, self.tokens, self.cfg = model, tokenizer, tokens, cfg
@@ -91,7 +86,6 @@ class LMTask:
         x, y, reset = batch
         if reset:  # the streams start over: so does the memory
             self.state = None
-        self.model.train()
         logits, state = self.model(x, self.state)
         self.state = LanguageModel.detach(state)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
@@ -99,7 +93,6 @@ class LMTask:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Validation loss in nats per token over up to eval_tokens, state carried across windows."""
-        self.model.eval()
         streams, state, nats, count = self.val_streams, None, 0.0, 0
         windows = min(streams.windows, max(1, self.cfg.eval_tokens // (streams.B * streams.T)))
         for k in range(windows):
@@ -107,7 +100,6 @@ class LMTask:
             logits, state = self.model(x, state)
             nats += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
             count += y.numel()
-        self.model.train()
         loss = nats / count
         return {"val_loss": loss, "val_bpc": loss / self.chars_per_token / math.log(2), "val_ppl": math.exp(loss)}
 
@@ -119,9 +111,7 @@ class LMTask:
             temperature=self.cfg.sample_temperature,
             seed=self.cfg.seed + step,
         )
-        text = "".join(pieces)
-        self.model.train()
-        return text
+        return "".join(pieces)
 
     def carry(self) -> dict[str, torch.Tensor]:
         if self.state is None:
@@ -138,24 +128,8 @@ class LMTask:
 
 
 # ------------------------------------------------------------------------------------------------ runs
-def new_run_dir(cfg: LMConfig, out: str | None) -> Path:
-    run = Path(out) if out else Path("runs") / f"lm-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if run.exists():
-        raise FileExistsError(f"{run} exists; choose another --out, or continue it with --resume {run}")
-    run.mkdir(parents=True)
-    return run
-
-
 def read_config(run: Path) -> LMConfig:
-    path = Path(run) / "config.json"
-    if not path.is_file():
-        raise checkpoint.CheckpointError(f"{run}: not a seqlab run (no config.json)")
-    try:
-        saved = json.loads(path.read_text())["config"]
-        known = {f.name for f in fields(LMConfig)}
-        return LMConfig(**{k: v for k, v in saved.items() if k in known})
-    except (ValueError, KeyError, TypeError) as e:
-        raise checkpoint.CheckpointError(f"{path}: unreadable run config ({e})") from None
+    return runs.read_config(run, "lm", LMConfig)[0]
 
 
 def train_lm(
@@ -164,26 +138,20 @@ def train_lm(
     """Train a language model in a new run directory, or continue the run ``resume`` exactly where it stopped."""
     if resume:
         run = Path(resume)
-        minutes, steps = cfg.minutes, cfg.steps
-        cfg = read_config(run)
-        cfg.minutes = minutes  # this session's budget; the schedule (steps) is the run's own
-        if steps is not None and cfg.steps is not None and steps != cfg.steps:
-            raise ValueError(f"--steps {steps} differs from the run's schedule ({cfg.steps}); resume keeps the run's")
+        cfg, _ = runs.resume_config(run, "lm", LMConfig, cfg, check_steps=True)  # the schedule (steps) is the run's own
         tokenizer = load_tokenizer(run / "tokenizer.json")
         tokens = TokenFile.load(run)
         model = model_from(cfg, tokenizer.vocab_size)
     else:
         check_model(cfg)
         source = open_source(cfg.data, cfg.glob, cfg.encoding_errors)
-        run = new_run_dir(cfg, out)
+        run = runs.create(out, "lm", cfg.model)
         echo(f"run: {run}")
         tokenizer = train_tokenizer(cfg.tokenizer, source.documents, cfg.vocab_size)
         tokenizer.save(run / "tokenizer.json")
         tokens = encode_corpus(source, tokenizer, run, cfg.val_fraction)
         corpus = {"source": source.name, "sha256": source.sha256(), "tokens": tokens.n, "val_chars": tokens.val_chars}
-        versions = {"torch": torch.__version__, "python": platform.python_version()}
-        meta = {"config": asdict(cfg), "corpus": corpus, "vocab_size": tokenizer.vocab_size, "versions": versions}
-        (run / "config.json").write_text(json.dumps(meta, indent=1))
+        runs.write_config(run, "lm", cfg, corpus=corpus, vocab_size=tokenizer.vocab_size)
         echo(
             f"corpus {source.name}: {tokens.n:,} tokens ({tokenizer.kind}, vocabulary {tokenizer.vocab_size}), "
             f"sha256 {corpus['sha256'][:16]}"
@@ -201,14 +169,11 @@ def train_lm(
 
 
 def load(run: str | Path, which: str = "best") -> tuple[LanguageModel, Tokenizer, LMConfig]:
-    """The model of a run (best or last checkpoint), in eval mode, on CPU."""
-    run = Path(run)
-    cfg = read_config(run)
-    tokenizer = load_tokenizer(run / "tokenizer.json")
-    model = model_from(cfg, tokenizer.vocab_size)
-    tensors, meta = checkpoint.load(run / "checkpoints" / f"{which}.safetensors")
-    checkpoint.restore(tensors, meta, model)  # refuses a checkpoint whose shapes differ (e.g. another vocabulary)
-    return model.eval(), tokenizer, cfg
+    """The model of a run (best or last checkpoint), in eval mode, on CPU, with its tokenizer and config."""
+    read_config(Path(run))  # a missing run, or another task's, is named before its files are read
+    tokenizer = load_tokenizer(Path(run) / "tokenizer.json")
+    got = runs.load(run, "lm", LMConfig, lambda cfg, saved: model_from(cfg, tokenizer.vocab_size), which)
+    return got.model, tokenizer, got.cfg
 
 
 # ------------------------------------------------------------------------------------------------ use

@@ -18,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .gan import GANConfig, evaluate, train_gan
+from .. import runs
+from ..data.archives import load_ucr
+from .task import GANConfig, evaluate, train_gan
 
 PAPER = {"sines": {"discriminative": "0.011 (0.008)", "predictive": "0.093 (0.019)"}}
 
 
 def japanese_vowels(path: Path) -> str:
     """Both splits as one .npz (padded X, lengths, the speaker in y) that the GAN reads like any user file."""
-    from .classify_bench import load_ucr
 
     train, test = load_ucr("JapaneseVowels", "train"), load_ucr("JapaneseVowels", "test")
     items = train.items + test.items
@@ -33,7 +34,8 @@ def japanese_vowels(path: Path) -> str:
     X = np.zeros((len(items), items[0].shape[1], lengths.max()), np.float32)
     for i, s in enumerate(items):
         X[i, :, : len(s)] = s.T
-    np.savez(path, X=X, lengths=lengths, y=np.array([str(v) for v in train.labels + test.labels]))
+    with runs.atomic_write(path) as tmp:
+        np.savez(tmp, X=X, lengths=lengths, y=np.array([str(v) for v in train.labels + test.labels]))
     return str(path)
 
 
@@ -51,32 +53,26 @@ def run(out: Path, steps: int | None = None, repeats: int = 3, only: str | None 
         data = "sines" if name == "sines" else japanese_vowels(out / "JapaneseVowels.npz")
         run_dir = out / name
         n_steps = steps or STEPS[name]
-        if not (run_dir / "done").exists():
-            import shutil
-
-            shutil.rmtree(run_dir, ignore_errors=True)
-            cfg = replace(GANConfig(), data=data, steps=n_steps)
-            if name == "JapaneseVowels":  # conditional on the speaker (9 classes), width 4 x 12 channels
-                cfg = replace(cfg, hidden=48, conditional=True)
-            train_gan(cfg, run_dir, echo=echo)
-            (run_dir / "done").write_text("")
+        cfg = replace(GANConfig(), data=data, steps=n_steps)
+        if name == "JapaneseVowels":  # conditional on the speaker (9 classes), width 4 x 12 channels
+            cfg = replace(cfg, hidden=48, conditional=True)
+        runs.once(run_dir, train_gan, cfg, run_dir, echo=echo)
         result = evaluate(run_dir, repeats=repeats, n=2000 if name == "sines" else None, out=run_dir / "eval",
                           echo=echo)  # fmt: skip
         train_s = json.loads((run_dir / "config.json").read_text()).get("train_s", float("nan"))
         row = {"data": name, **result, "train_s": train_s, "steps": n_steps}
-        (run_dir / "result.json").write_text(json.dumps(row, indent=1))
+        runs.write_json(run_dir / "result.json", row)
     rows = [json.loads((out / n / "result.json").read_text()) for n in SETS if (out / n / "result.json").exists()]
-    (out / "results.json").write_text(json.dumps(rows, indent=1))
-    (out / "table.md").write_text(table(rows) + "\n")
+    runs.write_json(out / "results.json", rows)
+    runs.write_text(out / "table.md", table(rows) + "\n")
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    from .bench import machine
 
     lines = [
         f"TimeGAN as above; scores: mean (std) over {rows[0]['repeats']} repeats (lower is better; class accuracy: "
-        f"higher); train s on {machine()}.",
+        f"higher); train s on {runs.machine()}.",
         "",
         "| data | steps per phase | discriminative | predictive (train on synthetic, test on real) | "
         "predictive, real on real | class accuracy, trained on synthetic / on real | paper: discriminative | "

@@ -13,23 +13,22 @@ past the levels seen in training; nothing from a tail informs its own forecast.
 from __future__ import annotations
 
 import csv
-import json
-import platform
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import checkpoint
-from .data.text import DataError
-from .data.timeseries import SeriesSet, check, fill_missing, read_series, window_starts
-from .models.forecaster import OUTPUTS, Forecaster
-from .train import STOPPED, Stateless, TrainConfig, pyplot, train
+from .. import runs
+from ..data.errors import DataError
+from ..data.timeseries import SeriesSet, check, fill_missing, read_series, window_starts
+from ..models.backbone import BACKBONES, check_heads
+from ..models.forecaster import OUTPUTS, Forecaster
+from ..train import STOPPED, Task, TrainConfig, pyplot, train
 
 Z = {0.8: 1.2816, 0.95: 1.9600}  # two-sided normal quantiles of the plotted intervals
+FLAT_STD = 1e-6  # a context whose standard deviation is below this is flat: centred, not divided by ~0
 
 
 @dataclass
@@ -63,8 +62,9 @@ class ForecastConfig(TrainConfig):
 
 
 def check_config(cfg: ForecastConfig) -> None:
-    if cfg.model not in ("rnn", "lstm", "gru", "transformer"):
-        raise ValueError(f"model must be one of rnn, lstm, gru, transformer; got {cfg.model!r}")
+    if cfg.model not in BACKBONES:
+        raise ValueError(f"model must be one of {', '.join(BACKBONES)}; got {cfg.model!r}")
+    check_heads(cfg.model, cfg.hidden, cfg.heads)
     if cfg.output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {cfg.output!r}")
     if not 0 <= cfg.scheduled_sampling <= 1:
@@ -97,7 +97,7 @@ def normalize(window: torch.Tensor, L: int) -> tuple[torch.Tensor, torch.Tensor,
     every level, and nothing after the context informs its own scale. Returns z, mean and std, each (B, 1, C + K)."""
     mean = window[:, :L].mean(1, keepdim=True)
     std = window[:, :L].std(1, keepdim=True, unbiased=False)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # a flat context is centred, not blown up
+    std = torch.where(std > FLAT_STD, std, torch.ones_like(std))  # a flat context is centred, not blown up
     return (window - mean) / std, mean, std
 
 
@@ -155,8 +155,10 @@ def scores(truth: np.ndarray, pred: np.ndarray, insample: list[np.ndarray], m: i
 
 
 # ------------------------------------------------------------------------------------------------ the task
-class ForecastTask(Stateless):
+class ForecastTask(Task):
     """Random windows from the training parts (a pure function of the step), validation on the validation tails."""
+
+    loss_name = "loss (MSE, or Gaussian NLL, in context-normalised units)"
 
     def __init__(self, model: Forecaster, data: SeriesSet, cfg: ForecastConfig):
         self.model, self.data, self.cfg = model, data, cfg
@@ -195,7 +197,6 @@ class ForecastTask(Stateless):
 
     def loss(self, window: torch.Tensor) -> torch.Tensor:
         """window (B, L + H, C + K) in the data's units; the loss is in the context-normalised units."""
-        self.model.train()
         C, L = self.data.channels, self.cfg.context
         z, _, _ = normalize(window, L)
         if self.cfg.output == "autoregressive":
@@ -212,7 +213,7 @@ class ForecastTask(Stateless):
         s = scores(truth, mu, insample, self.cfg.season)
         context = np.stack([t[max(0, e - L) : e] for t, e in zip(self.data.targets, self.train_ends, strict=True)])
         std = context.std(1, keepdims=True)[..., :C]
-        val_loss = float((((mu - truth) / np.where(std > 1e-6, std, 1.0)) ** 2).mean())  # the training loss's units
+        val_loss = float((((mu - truth) / np.where(std > FLAT_STD, std, 1.0)) ** 2).mean())  # the training loss's units
         self.last = s
         return {"val_loss": val_loss, "val_mae": s["mae"], "val_mase": s["mase"], "val_smape": s["smape"]}
 
@@ -222,7 +223,7 @@ class ForecastTask(Stateless):
 
 # ------------------------------------------------------------------------------------------------ runs
 def read_config(run: Path) -> tuple[ForecastConfig, dict]:
-    return checkpoint.read_run(run, "forecast", ForecastConfig)
+    return runs.read_config(run, "forecast", ForecastConfig)
 
 
 def train_forecaster(
@@ -236,9 +237,7 @@ def train_forecaster(
     """Train on ``cfg.data`` (or ``data`` from Python) in a new run directory, or continue ``resume``."""
     if resume:
         run = Path(resume)
-        minutes = cfg.minutes
-        cfg = read_config(run)[0]
-        cfg.minutes = minutes
+        cfg, _ = runs.resume_config(run, "forecast", ForecastConfig, cfg)
         data = fill_missing(load_data(cfg.data, cfg), cfg.missing)
     else:
         check_config(cfg)
@@ -247,24 +246,19 @@ def train_forecaster(
                 raise ValueError("give the series to train on (a file)")
             data = load_data(cfg.data, cfg)
         data = fill_missing(check(data), cfg.missing)
-        run = Path(out) if out else Path("runs") / f"forecast-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if run.exists() and any(run.iterdir()):
-            raise FileExistsError(f"{run} exists; choose another --out, or continue it with --resume {run}")
     torch.manual_seed(cfg.seed)
     model = model_from(cfg, data.channels, data.n_covariates)
     task = ForecastTask(model, data, cfg)  # checks the lengths before anything is written
     if not resume:
-        run.mkdir(parents=True, exist_ok=True)
-        meta = {"task": "forecast", "config": asdict(cfg), "channels": data.channels,
-                "covariates": data.n_covariates, "series": len(data.targets),
-                "versions": {"torch": torch.__version__, "python": platform.python_version()}}  # fmt: skip
-        (run / "config.json").write_text(json.dumps(meta, indent=1))
+        run = runs.create(out, "forecast", cfg.model)
+        runs.write_config(run, "forecast", cfg, channels=data.channels, covariates=data.n_covariates,
+                          series=len(data.targets))  # fmt: skip
         echo(f"run: {run}\n{len(data.targets)} series, {data.channels} target channels, {data.n_covariates} "
              f"covariates, {len(task.starts):,} training windows of {cfg.context} + {cfg.horizon} steps")  # fmt: skip
     result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
     model = load(run)[0]
     test = evaluate(run, data=data, plot=run / "forecast.png")
-    (run / "scores.json").write_text(json.dumps(test, indent=1))
+    runs.write_json(run / "scores.json", test)
     m, naive = test["model"], test["seasonal_naive"]
     echo(f"stopped at step {result['step']} ({STOPPED[result['stopped']]}); best at step {result['best']['step']}. "
          f"Test tail: MASE {m['mase']:.3f} (seasonal naive {naive['mase']:.3f}), sMAPE {m['smape']:.2f}% "
@@ -273,12 +267,9 @@ def train_forecaster(
 
 
 def load(run: str | Path, which: str = "best") -> tuple[Forecaster, ForecastConfig, dict]:
-    run = Path(run)
-    cfg, saved = read_config(run)
-    model = model_from(cfg, saved["channels"], saved["covariates"])
-    tensors, meta = checkpoint.load(run / "checkpoints" / f"{which}.safetensors")
-    checkpoint.restore(tensors, meta, model)
-    return model.eval(), cfg, saved
+    got = runs.load(run, "forecast", ForecastConfig,
+                    lambda cfg, saved: model_from(cfg, saved["channels"], saved["covariates"]), which)  # fmt: skip
+    return got.model, got.cfg, got.saved
 
 
 def evaluate(run: str | Path, path: str | Path | None = None, data: SeriesSet | None = None, which: str = "best",
@@ -331,9 +322,8 @@ def predict(run: str | Path, path: str | Path, which: str = "best", cfg: Forecas
 
 def write_forecasts(path: Path, data: SeriesSet, mu: np.ndarray, sigma: np.ndarray | None) -> None:
     """CSV: id, step (1..H), one column per target channel (and its 80% interval with a Gaussian head)."""
-    tmp = path.with_name(f".{path.name}.tmp")
     C = mu.shape[2]
-    with open(tmp, "w", newline="") as f:
+    with runs.atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         head = ["id", "step", *[f"y{c}" for c in range(C)]]
         if sigma is not None:
@@ -349,7 +339,6 @@ def write_forecasts(path: Path, data: SeriesSet, mu: np.ndarray, sigma: np.ndarr
                             f"{mu[i, h, c] + Z[0.8] * sigma[i, h, c]:.6g}",
                         ]
                 w.writerow(row)
-    tmp.replace(path)
 
 
 def plot_forecasts(path: Path, data: SeriesSet, ends: list[int], mu: np.ndarray, sigma: np.ndarray | None,
@@ -378,5 +367,4 @@ def plot_forecasts(path: Path, data: SeriesSet, ends: list[int], mu: np.ndarray,
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    runs.save_figure(fig, path)

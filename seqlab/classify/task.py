@@ -14,34 +14,23 @@ Defaults are one configuration for every data set (README: no tuning per data se
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import checkpoint
-from .data.sequences import (
-    Buckets,
-    Labels,
-    SequenceSet,
-    Standardizer,
-    check_series,
-    fix_missing,
-    pad,
-    stratified_split,
-)
-from .data.tables import Columns, Table, read_table
-from .data.text import DataError
-from .data.tokenizers import CharTokenizer, Tokenizer, load_tokenizer, train_tokenizer
-from .layers import POOLINGS
-from .models import Classifier
-from .train import STOPPED, Stateless, TrainConfig, pyplot, train
+from .. import runs
+from ..data.errors import DataError
+from ..data.preprocess import SeriesPrep
+from ..data.sequences import Buckets, Labels, SequenceSet, pad, stratified_split
+from ..data.tables import Columns, Table, read_table
+from ..data.tokenizers import CharTokenizer, Tokenizer, load_tokenizer, train_tokenizer
+from ..layers import POOLINGS
+from ..models import Classifier
+from ..models.backbone import BACKBONES, check_heads
+from ..train import STOPPED, Task, TrainConfig, pyplot, train
 
 
 @dataclass
@@ -76,7 +65,7 @@ class ClassifyConfig(TrainConfig, Columns):
 def check_config(cfg: ClassifyConfig) -> None:
     """Refuse a bad choice before anything is read or written."""
     choices = {
-        "model": ("rnn", "lstm", "gru", "transformer"),
+        "model": BACKBONES,
         "pooling": POOLINGS,
         "tokenizer": ("char", "word", "bpe"),
         "class_weight": ("none", "balanced"),
@@ -88,19 +77,23 @@ def check_config(cfg: ClassifyConfig) -> None:
     for name in ("hidden", "layers", "batch", "epochs", "embed", "heads"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.model == "transformer" and (cfg.hidden % cfg.heads or (cfg.hidden // cfg.heads) % 2):
-        raise ValueError(f"hidden {cfg.hidden} must split into {cfg.heads} heads of an even size (rotary positions)")
+    check_heads(cfg.model, cfg.hidden, cfg.heads)
 
 
 # ------------------------------------------------------------------------------------------------ inputs
 class Inputs:
     """Everything between a file's contents and the model's tensors, fitted on the training split and saved in the
-    run: the kind (text or series), labels <-> classes, the tokenizer or the per-channel standardisation."""
+    run: the kind (text or series), labels <-> classes, and the tokenizer or the series preprocessing
+    (seqlab.data.preprocess: checks, missing values, per-channel standardisation)."""
 
     def __init__(self, kind: str, labels: Labels, cfg: ClassifyConfig, tokenizer: Tokenizer | None = None,
-                 scale: Standardizer | None = None, channels: int | None = None):  # fmt: skip
-        self.kind, self.labels, self.tokenizer, self.scale, self.channels = kind, labels, tokenizer, scale, channels
-        self.missing, self.max_len = cfg.missing, cfg.max_len
+                 series: SeriesPrep | None = None):  # fmt: skip
+        self.kind, self.labels, self.tokenizer, self.series = kind, labels, tokenizer, series
+        self.max_len = cfg.max_len
+
+    @property
+    def channels(self) -> int | None:
+        return None if self.series is None else self.series.channels
 
     @classmethod
     def fit(cls, table: Table, train_index: np.ndarray, cfg: ClassifyConfig) -> Inputs:
@@ -110,8 +103,9 @@ class Inputs:
             return cls(
                 "text", labels, cfg, tokenizer=train_tokenizer(cfg.tokenizer, lambda: iter(texts), cfg.vocab_size)
             )
-        series = fix_missing([table.items[i] for i in train_index], [table.names[i] for i in train_index], cfg.missing)
-        return cls("series", labels, cfg, scale=Standardizer.fit(series), channels=series[0].shape[1])
+        series = SeriesPrep.fit([table.items[i] for i in train_index], [table.names[i] for i in train_index],
+                                cfg.missing)  # fmt: skip
+        return cls("series", labels, cfg, series=series)
 
     @property
     def vocab_size(self) -> int | None:
@@ -134,8 +128,7 @@ class Inputs:
                 if len(ids) == 0:
                     raise DataError(f"{name}: no tokens in the text")
         else:
-            check_series(table.items, table.names, self.channels)
-            x = self.scale(fix_missing(table.items, table.names, self.missing))
+            x = self.series(table.items, table.names)
         if self.max_len is not None:
             x = [s[: self.max_len] for s in x]
         y = None
@@ -145,15 +138,15 @@ class Inputs:
 
     def to_json(self) -> dict:
         spec = {"kind": self.kind, "classes": self.labels.classes.tolist(), "channels": self.channels}
-        if self.scale is not None:
-            spec.update(mean=self.scale.mean.tolist(), std=self.scale.std.tolist())
+        if self.series is not None:
+            spec.update(self.series.to_json())
         return spec
 
     @classmethod
     def from_json(cls, spec: dict, cfg: ClassifyConfig, run: Path) -> Inputs:
         tokenizer = load_tokenizer(run / "tokenizer.json") if spec["kind"] == "text" else None
-        scale = Standardizer(spec["mean"], spec["std"]) if spec["kind"] == "series" else None
-        return cls(spec["kind"], Labels(spec["classes"]), cfg, tokenizer, scale, spec["channels"])
+        series = SeriesPrep.from_json(spec, cfg.missing) if spec["kind"] == "series" else None
+        return cls(spec["kind"], Labels(spec["classes"]), cfg, tokenizer, series)
 
 
 def model_from(cfg: ClassifyConfig, inputs: Inputs) -> Classifier:
@@ -230,10 +223,7 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: np.ndarray, title
                 ax.text(j, i, str(confusion[i, j]), ha="center", va="center",
                         color="white" if confusion[i, j] > top / 2 else "black", fontsize=8)  # fmt: skip
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    runs.save_figure(fig, path)
     return True
 
 
@@ -248,8 +238,10 @@ def predict_proba(model: Classifier, data: SequenceSet, batch: int = 256) -> np.
     return out
 
 
-class ClassifyTask(Stateless):
+class ClassifyTask(Task):
     """Length-bucketed minibatches, cross-entropy, and validation by accuracy, for seqlab.train.train."""
+
+    loss_name = "loss (cross-entropy, nats)"
 
     def __init__(self, model: Classifier, train_set: SequenceSet, val_set: SequenceSet, cfg: ClassifyConfig, K: int):
         self.model, self.train_set, self.val_set, self.cfg, self.K = model, train_set, val_set, cfg, K
@@ -268,7 +260,6 @@ class ClassifyTask(Stateless):
 
     def loss(self, batch) -> torch.Tensor:
         x, lengths, y = batch
-        self.model.train()
         return F.cross_entropy(self.model(x, lengths), y, weight=self.weights)
 
     def evaluate(self) -> dict[str, float]:
@@ -277,7 +268,7 @@ class ClassifyTask(Stateless):
         return {"val_loss": m["loss"], "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"]}
 
     @staticmethod
-    def objective(result: dict) -> tuple[float, float]:
+    def objective(result: dict) -> tuple[float, ...]:
         return (-result["val_accuracy"], result["val_loss"])  # accuracy first; among equals, the surer model
 
     def report(self, step: int) -> str:
@@ -285,16 +276,8 @@ class ClassifyTask(Stateless):
 
 
 # ------------------------------------------------------------------------------------------------ runs
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_config(run: Path) -> tuple[ClassifyConfig, dict]:
-    return checkpoint.read_run(run, "classify", ClassifyConfig)
+    return runs.read_config(run, "classify", ClassifyConfig)
 
 
 def split(table: Table, cfg: ClassifyConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -318,13 +301,10 @@ def train_classifier(
     """
     if resume:
         run = Path(resume)
-        minutes = cfg.minutes
-        cfg, saved = read_config(run)
-        cfg.minutes = minutes
+        cfg, saved = runs.resume_config(run, "classify", ClassifyConfig, cfg)
         if not saved.get("data_sha256"):
             raise ValueError(f"{run}: trained from Python data, which the run does not hold; it cannot be resumed")
-        if file_sha256(cfg.data) != saved["data_sha256"]:
-            raise DataError(f"{cfg.data}: changed since the run started (SHA-256 differs); resume needs the same data")
+        runs.check_data(cfg.data, saved["data_sha256"])
         table = read_table(cfg.data, cfg, labels="required")
         train_index, val_index = split(table, cfg)
         inputs = Inputs.from_json(saved["inputs"], cfg, run)
@@ -334,22 +314,13 @@ def train_classifier(
             if not cfg.data:
                 raise ValueError("give the training data (a file)")
             table = read_table(cfg.data, cfg, labels="required")
-        run = Path(out) if out else Path("runs") / f"classify-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if run.exists() and any(run.iterdir()):
-            raise FileExistsError(f"{run} exists; choose another --out, or continue it with --resume {run}")
         train_index, val_index = split(table, cfg)
         inputs = Inputs.fit(table, train_index, cfg)
-        run.mkdir(parents=True, exist_ok=True)
+        run = runs.create(out, "classify", cfg.model)
         if inputs.tokenizer is not None:
             inputs.tokenizer.save(run / "tokenizer.json")
-        meta = {
-            "task": "classify",
-            "config": asdict(cfg),
-            "data_sha256": file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None,
-            "inputs": inputs.to_json(),
-            "versions": {"torch": torch.__version__, "python": platform.python_version()},
-        }
-        (run / "config.json").write_text(json.dumps(meta, indent=1))
+        data_sha256 = runs.file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None
+        runs.write_config(run, "classify", cfg, data_sha256=data_sha256, inputs=inputs.to_json())
     data = inputs.prepare(table)
     train_set = data.subset(train_index)
     val_set = data.subset(val_index) if len(val_index) else train_set  # no hold-out: monitor the training split
@@ -369,8 +340,8 @@ def train_classifier(
     model = load(run)[0]
     m = metrics(val_set.y, predict_proba(model, val_set), K)
     which = "validation" if len(val_index) else "training (no validation split)"
-    (run / "report.txt").write_text(f"{which} split, best checkpoint (step {result['best']['step']})\n"
-                                    + report_text(m, inputs.labels.classes) + "\n")  # fmt: skip
+    runs.write_text(run / "report.txt", f"{which} split, best checkpoint (step {result['best']['step']})\n"
+                    + report_text(m, inputs.labels.classes) + "\n")  # fmt: skip
     plot_confusion(run / "confusion.png", m["confusion"], inputs.labels.classes, f"{which}, {len(val_set)} sequences")
     echo(
         f"stopped at step {result['step']} ({STOPPED[result['stopped']]}); best at step {result['best']['step']}: "
@@ -381,13 +352,12 @@ def train_classifier(
 
 def load(run: str | Path, which: str = "best") -> tuple[Classifier, Inputs, ClassifyConfig]:
     """The classifier of a run (best or last checkpoint) in eval mode on CPU, with its inputs."""
-    run = Path(run)
-    cfg, saved = read_config(run)
-    inputs = Inputs.from_json(saved["inputs"], cfg, run)
-    model = model_from(cfg, inputs)
-    tensors, meta = checkpoint.load(run / "checkpoints" / f"{which}.safetensors")
-    checkpoint.restore(tensors, meta, model)
-    return model.eval(), inputs, cfg
+
+    def build(cfg: ClassifyConfig, saved: dict) -> Classifier:
+        return model_from(cfg, Inputs.from_json(saved["inputs"], cfg, Path(run)))
+
+    got = runs.load(run, "classify", ClassifyConfig, build, which)
+    return got.model, Inputs.from_json(got.saved["inputs"], got.cfg, Path(run)), got.cfg
 
 
 def evaluate(
@@ -402,7 +372,7 @@ def evaluate(
     m["report"] = report_text(m, inputs.labels.classes)
     if out is not None:
         out.mkdir(parents=True, exist_ok=False)
-        (out / "report.txt").write_text(f"{data}, {len(ds)} sequences\n{m['report']}\n")
+        runs.write_text(out / "report.txt", f"{data}, {len(ds)} sequences\n{m['report']}\n")
         plot_confusion(out / "confusion.png", m["confusion"], inputs.labels.classes, f"{Path(data).name}, {len(ds)}")
     return m
 
@@ -411,10 +381,8 @@ def write_predictions(path: Path, ids: list[str], proba: np.ndarray, classes: np
     """CSV: id, predicted label, one probability column per class; written whole to a temp file, then renamed."""
     import csv
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with runs.atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "label", *[f"p_{c}" for c in classes.tolist()]])
         for i, p in zip(ids, proba, strict=True):
             w.writerow([i, classes[p.argmax()], *[f"{v:.6g}" for v in p]])
-    tmp.replace(path)

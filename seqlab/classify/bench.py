@@ -10,20 +10,17 @@ The published figures beside ours are the means (and standard deviations) over 1
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 import statistics
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .classify import ClassifyConfig, load, metrics, plot_confusion, predict_proba, train_classifier
-from .data.sequences import series_from_arrays
-from .data.tables import Table
-from .data.text import DataError
+from .. import runs
+from ..data.archives import load_ucr
+from .task import ClassifyConfig, load, metrics, plot_confusion, predict_proba, train_classifier
+
+quiet = lambda s: None  # noqa: E731
 
 # accuracy % (std) over 10 runs: MLP, FCN, ResNet (Ismail Fawaz et al. 2019)
 PUBLISHED = {
@@ -32,17 +29,6 @@ PUBLISHED = {
     "ItalyPowerDemand": {"MLP": "95.4 (0.2)", "FCN": "96.1 (0.3)", "ResNet": "96.3 (0.4)"},
 }
 TARGETS = {"JapaneseVowels": 0.97, "GunPoint": 0.95, "ItalyPowerDemand": 0.95}  # the issue's bar for the mean
-
-
-def load_ucr(name: str, split: str) -> Table:
-    """One split of an archive data set that aeon ships inside its package (no download)."""
-    try:
-        from aeon.datasets import load_classification
-    except ImportError:
-        raise DataError("the benchmark reads the UCR/UEA archive through aeon: pip install 'seqlab[aeon]'") from None
-    X, y = load_classification(name, split=split)
-    series, names = series_from_arrays(X, f"{name} {split}")
-    return Table("series", series, list(y), names, [str(i) for i in range(len(series))])
 
 
 def run(
@@ -56,18 +42,9 @@ def run(
         train_table, test_table = load_ucr(name, "train"), load_ucr(name, "test")
         for seed in range(seeds):
             run_dir = out / f"{name}-seed{seed}"
-            done = run_dir / "bench.json"
-            if done.exists():  # finished in an earlier, interrupted benchmark
-                model, inputs, _ = load(run_dir)
-                seconds = json.loads(done.read_text())["seconds"]
-            else:
-                shutil.rmtree(run_dir, ignore_errors=True)  # a run cut short restarts from scratch
-                t0 = time.monotonic()
-                model, inputs, _ = train_classifier(
-                    replace(cfg, seed=seed), train_table, out=run_dir, progress=progress, echo=lambda s: None
-                )
-                seconds = time.monotonic() - t0
-                done.write_text(json.dumps({"seconds": seconds}))
+            seconds = runs.once(run_dir, train_classifier, replace(cfg, seed=seed), train_table, out=run_dir,
+                                progress=progress, echo=quiet)["seconds"]  # fmt: skip
+            model, inputs, _ = load(run_dir)
             test = inputs.prepare(test_table)
             m = metrics(test.y, predict_proba(model, test), len(inputs.labels.classes))
             plot_confusion(run_dir / "test-confusion.png", m["confusion"], inputs.labels.classes,
@@ -77,11 +54,8 @@ def run(
             echo(
                 f"{name} seed {seed}: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, {seconds:.0f} s"
             )
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "table.md").write_text(table(rows, cfg) + "\n")
+    runs.write_csv(out / "results.csv", rows)
+    runs.write_text(out / "table.md", table(rows, cfg) + "\n")
     return rows
 
 
@@ -96,12 +70,11 @@ def describe(cfg: ClassifyConfig) -> str:
 
 
 def table(rows: list[dict], cfg: ClassifyConfig) -> str:
-    from .bench import machine
 
     seeds = len({r["seed"] for r in rows})
     lines = [
         f"seqlab: {describe(cfg)}. Test accuracy %, mean (standard deviation) over {seeds} "
-        f"seeds; train s: wall-clock seconds per run on {machine()}. Published: mean (std) of 10 runs.",
+        f"seeds; train s: wall-clock seconds per run on {runs.machine()}. Published: mean (std) of 10 runs.",
         "",
         "| data set | seqlab | min..max | train s | target | MLP | FCN | ResNet |",
         "|---|---|---|---|---|---|---|---|",

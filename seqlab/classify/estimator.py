@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .classify import ClassifyConfig, predict_proba, train_classifier
-from .data.sequences import series_from_arrays
-from .data.tables import Table
-from .data.text import DataError
+from ..data.errors import DataError
+from ..data.sequences import series_from_arrays
+from ..data.tables import Table
+from .task import ClassifyConfig, predict_proba, train_classifier
 
 
 class _Params:
@@ -118,7 +118,7 @@ class SequenceClassifier(*_BASES):
         return ClassifyConfig(**params)
 
     def fit(self, X, y):
-        from .train import read_metrics
+        from ..train import read_metrics
 
         table = to_table(X, y)
         echo = print if self.verbose else (lambda s: None)

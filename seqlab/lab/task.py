@@ -12,8 +12,6 @@ while an LSTM solves T = 100 in about 1.5-3.5 k steps; on the copy task at T = 2
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -22,13 +20,15 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from . import checkpoint
-from .data.synthetic import ADDING_BASELINE, COPY_MARKER, adding, copy_baseline, copy_memory
-from .models.memory import MemoryModel
-from .train import Stateless, TrainConfig, pyplot, read_metrics, train
+from .. import checkpoint, runs
+from ..data.synthetic import ADDING_BASELINE, COPY_LENGTH, COPY_MARKER, adding, copy_baseline, copy_memory
+from ..models.backbone import BACKBONES
+from ..models.memory import MemoryModel
+from ..train import Task, TrainConfig, pyplot, read_metrics, train
 
 TASKS = ("adding", "copy")
-MODELS = ("rnn", "lstm", "gru", "transformer")
+MODELS = BACKBONES
+SOLVED = 0.04  # an adding-problem answer within 0.04 of the sum counts as solved (the IndRNN/uRNN papers' margin)
 
 
 @dataclass
@@ -60,7 +60,7 @@ def baseline(task: str, T: int) -> float:
     return ADDING_BASELINE if task == "adding" else copy_baseline(T)
 
 
-class MemoryTask(Stateless):
+class MemoryTask(Task):
     """For seqlab.train.train: fresh batches as a pure function of the step, a fixed test set."""
 
     def __init__(self, cfg: LabConfig):
@@ -82,9 +82,10 @@ class MemoryTask(Stateless):
                 blocks=cfg.blocks,
                 heads=cfg.heads,
             )
-            self.make, self.length = copy_memory, cfg.T + 20
+            self.make, self.length = copy_memory, cfg.T + 2 * COPY_LENGTH  # symbols, T blanks, marker, recall
         self.test = self.make(cfg.test_size, cfg.T, seed=1_000_000 + cfg.seed)  # never a training seed
         self.tokens_per_step = cfg.batch * self.length
+        self.loss_name = "test MSE" if cfg.task == "adding" else "cross-entropy per step (nats)"
 
     def batch(self, step: int):
         return self.make(self.cfg.batch, self.cfg.T, seed=self.cfg.seed * 100_003 + step)
@@ -102,23 +103,19 @@ class MemoryTask(Stateless):
         return self._loss_of(self._predict(x, model), y)
 
     def loss(self, batch) -> torch.Tensor:
-        self.model.train()
         return self._loss(*batch)
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        self.model.eval()
         x, y = self.test
         out = self._predict(x)
         result = {"val_loss": float(self._loss_of(out, y))}
         if self.cfg.task == "adding":
-            result["solved_fraction"] = float(((out - y).abs() < 0.04).float().mean())
+            result["solved_fraction"] = float(((out - y).abs() < SOLVED).float().mean())
         else:
-            result["recall_accuracy"] = float((out[:, -10:].argmax(-1) == y[:, -10:]).float().mean())
+            recall = slice(-COPY_LENGTH, None)  # the steps where the symbols are due
+            result["recall_accuracy"] = float((out[:, recall].argmax(-1) == y[:, recall]).float().mean())
         return result
-
-    def report(self, step: int) -> str:
-        return ""
 
 
 def run_one(cfg: LabConfig, run: Path) -> list[dict]:
@@ -130,7 +127,7 @@ def run_one(cfg: LabConfig, run: Path) -> list[dict]:
         done = meta["step"] >= (cfg.steps or math.inf)
     if not done:
         run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps({"config": cfg.__dict__}, indent=1))
+        runs.write_config(run, "lab", cfg)
         train(MemoryTask(cfg), cfg, run, resume=last.exists(), progress=False, echo=lambda s: None)
     return [r for r in read_metrics(run) if "val_loss" in r]
 
@@ -185,19 +182,12 @@ def run_lab(
                     f"below 10% at step {row['first_step_below_10pct'] or '-'}, {extra} {row[extra]:.3f}, "
                     f"{row['seconds']:.0f} s"
                 )
-    write_csv(out / "results.csv", rows)
-    write_csv(out / "curves.csv", curves)
+    runs.write_csv(out / "results.csv", rows)
+    runs.write_csv(out / "curves.csv", curves)
     plot(out / "loss.png", task, curves, lengths)
-    (out / "table.md").write_text(table(rows))
+    runs.write_text(out / "table.md", table(rows))
     echo("\n" + table(rows))
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def table(rows: list[dict]) -> str:
@@ -242,113 +232,4 @@ def plot(path: Path, task: str, curves: list[dict], lengths: list[int]) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ------------------------------------------------------------------------------------------------ gradients
-GRADIENT_VARIANTS = {  # name: (cell, overrides) measured at initialisation
-    "rnn": ("rnn", {}),
-    "rnn orthogonal": ("rnn", {"orthogonal": True}),
-    "lstm forget bias 0": ("lstm", {"forget_bias": 0.0}),
-    "lstm forget bias 1": ("lstm", {"forget_bias": 1.0}),
-    "lstm forget bias 3": ("lstm", {"forget_bias": 3.0}),
-    "gru": ("gru", {}),
-}
-
-
-def gradient_profile(task: MemoryTask, n: int = 200) -> list[float]:
-    """Mean over n test sequences of ||∂L/∂h_t|| for every t, recorded by the bptt backend (seqlab.record): the
-    total gradient at the state, through the read-out and through time. Measured on a float64 copy of the model:
-    in float32 a vanishing gradient underflows to exactly 0 below ~1e-38 and its decay can no longer be read."""
-    import copy
-
-    from .layers import record
-
-    model = copy.deepcopy(task.model).double()
-    x, y = task.test[0][:n], task.test[1][:n]
-    x, y = (x.double() if x.is_floating_point() else x), (y.double() if y.is_floating_point() else y)
-    with record(model) as rec:
-        task._loss(x, y, model).backward()
-    return rec.grad_norm["rnn.l0"].mean(0).tolist()
-
-
-def spectral_radius(model: MemoryModel) -> float:
-    return float(torch.linalg.eigvals(model.rnn.weight_hh_l0.detach().double()).abs().max())
-
-
-def run_gradients(task: str, T: int, models: list[str], steps: int, out: Path, echo=print) -> list[dict]:
-    """||∂L/∂h_t|| against t at initialisation (every variant) and after ``steps`` steps of training (each model),
-    the gradient norm before clipping during training, and the RNN's spectral radius: gradients.csv and .png."""
-    if "transformer" in models:
-        raise ValueError(
-            "lab gradients records ||dL/dh_t|| through recurrent layers; leave transformer out of --models"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-
-    def add(name: str, phase: str, t_task: MemoryTask) -> None:
-        profile = gradient_profile(t_task)
-        radius = spectral_radius(t_task.model) if t_task.cfg.model == "rnn" else None
-        rows.extend(
-            {"variant": name, "phase": phase, "t": t, "grad_norm": g, "spectral_radius": radius}
-            for t, g in enumerate(profile)
-        )
-        ratio = profile[0] / profile[-1] if profile[-1] else float("nan")
-        shown = "" if radius is None else f", spectral radius of W_hh {radius:.2f}"
-        echo(f"{name} ({phase}): ||dL/dh_0|| / ||dL/dh_T-1|| = {ratio:.2e}{shown}")
-
-    for name, (cell, extra) in GRADIENT_VARIANTS.items():
-        if cell in models:
-            add(name, "init", MemoryTask(LabConfig(task=task, T=T, model=cell, **extra)))
-    for cell in models:
-        cfg = LabConfig(task=task, T=T, model=cell, steps=steps, log_every=max(1, steps // 100))
-        run = out / f"{task}-T{T}-{cell}"
-        run_one(cfg, run)  # trains, continues, or reuses a finished run
-        trained = MemoryTask(cfg)
-        checkpoint.restore(*checkpoint.load(run / "checkpoints" / "last.safetensors"), trained.model)
-        add(cell, f"after {steps} steps", trained)
-    write_csv(out / "gradients.csv", rows)
-    plot_gradients(out, task, T, rows, models, steps)
-    return rows
-
-
-def plot_gradients(out: Path, task: str, T: int, rows: list[dict], models: list[str], steps: int) -> None:
-    plt = pyplot()
-    if plt is None:
-        return
-    colour = {
-        "rnn": "tab:red",
-        "rnn orthogonal": "tab:orange",
-        "lstm": "tab:blue",
-        "lstm forget bias 0": "lightsteelblue",
-        "lstm forget bias 1": "tab:blue",
-        "lstm forget bias 3": "navy",
-        "gru": "tab:green",
-    }
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    for ax, phase in zip(axes[:2], ("init", "after"), strict=True):
-        for name in dict.fromkeys(r["variant"] for r in rows):
-            pts = [(r["t"], r["grad_norm"]) for r in rows if r["variant"] == name and r["phase"].startswith(phase)]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), label=name, lw=1.3, color=colour.get(name))
-        ax.set_yscale("log")
-        ax.set_xlabel("t")
-        ax.set_ylabel("mean ||dL/dh_t||")
-        ax.set_title(f"{task}, T = {T}: " + ("at initialisation" if phase == "init" else f"after {steps} steps"))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for cell in models:
-        logged = read_metrics(out / f"{task}-T{T}-{cell}")
-        pts = [(r["step"], r["grad_norm"]) for r in logged if "grad_norm" in r]
-        if pts:
-            axes[2].plot(*zip(*pts, strict=True), label=cell, lw=1.2, color=colour[cell])
-    axes[2].set_yscale("log")
-    axes[2].set_xlabel("step")
-    axes[2].set_ylabel("gradient norm before clipping")
-    axes[2].set_title("during training")
-    axes[2].grid(alpha=0.3)
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "gradients.png", dpi=110)
-    plt.close(fig)
+    runs.save_figure(fig, path)

@@ -10,50 +10,17 @@ in-sample seasonal-naive error, so MASE < 1 beats seasonal naive on the training
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 import statistics
-import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .data.text import DataError
-from .data.timeseries import series_set
-from .forecast import ForecastConfig, evaluate, scores, seasonal_naive, train_forecaster
-
-# name: (season m, horizon H, what it is)
-SERIES = {
-    "airpassengers": (12, 12, "monthly airline passengers 1949-1960 (pmdarima), 144 steps"),
-    "co2": (12, 24, "Mauna Loa CO2, monthly means of the weekly record 1958-2001 (statsmodels), 526 steps"),
-    "sunspots": (11, 11, "yearly sunspot activity 1700-2008 (statsmodels), 309 steps; m = the 11-year cycle"),
-}
-
-
-def load(name: str) -> np.ndarray:
-    """The series as float64 (T,), from the package that ships it (no download)."""
-    try:
-        if name == "airpassengers":
-            from pmdarima.datasets import load_airpassengers
-
-            return np.asarray(load_airpassengers(), dtype=np.float64)
-        if name == "co2":
-            from statsmodels.datasets import co2
-
-            weekly = co2.load_pandas().data["co2"]
-            return weekly.resample("MS").mean().interpolate().to_numpy(dtype=np.float64)
-        if name == "sunspots":
-            from statsmodels.datasets import sunspots
-
-            return sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(dtype=np.float64)
-    except ImportError:
-        raise DataError(
-            "the forecasting benchmark needs statsmodels and pmdarima: pip install 'seqlab[forecast]'"
-        ) from None
-    raise DataError(f"unknown series {name!r}; expected one of {', '.join(SERIES)}")
+from .. import runs
+from ..data.archives import SERIES, load_series
+from ..data.timeseries import series_set
+from .task import ForecastConfig, evaluate, scores, seasonal_naive, train_forecaster
 
 
 def sarima(history: np.ndarray, m: int, horizon: int) -> np.ndarray:
@@ -86,7 +53,7 @@ def run(out: Path, seeds: int = 3, names: list[str] | None = None, cfg: Forecast
     rows = []
     for name in names or list(SERIES):
         m, H, _ = SERIES[name]
-        y = load(name)
+        y = load_series(name)
         history, truth = y[:-H], y[-H:]
         for method, pred in (("seasonal naive", seasonal_naive(history[:, None], H, m)[:, 0]),
                              ("SARIMA", sarima(history, m, H)), ("ETS", ets(history, m, H))):  # fmt: skip
@@ -95,33 +62,24 @@ def run(out: Path, seeds: int = 3, names: list[str] | None = None, cfg: Forecast
         base = cfg or ForecastConfig()
         for seed in range(seeds):
             run_dir = out / f"{name}-seed{seed}"
-            done = run_dir / "bench.json"
-            if not done.exists():
-                shutil.rmtree(run_dir, ignore_errors=True)
-                t0 = time.monotonic()
-                c = replace(base, context=3 * m, horizon=H, season=m, seed=seed)
-                train_forecaster(c, series_set(y.astype(np.float32)), run_dir, progress=False, echo=lambda s: None)
-                done.write_text(json.dumps({"seconds": time.monotonic() - t0}))
+            c = replace(base, context=3 * m, horizon=H, season=m, seed=seed)
+            seconds = runs.once(run_dir, train_forecaster, c, series_set(y.astype(np.float32)), run_dir,
+                                progress=False, echo=lambda s: None)["seconds"]  # fmt: skip
             s = evaluate(run_dir, data=series_set(y.astype(np.float32)), plot=run_dir / "forecast.png")["model"]
-            seconds = json.loads(done.read_text())["seconds"]
             rows.append({"series": name, "method": f"seqlab {base.model} ({base.output})", "seed": seed, **s,
                          "seconds": seconds})  # fmt: skip
             echo(f"{name} seed {seed}: MASE {s['mase']:.3f}, sMAPE {s['smape']:.2f}%, {seconds:.0f} s")
         for r in rows[-seeds - 3 : -seeds]:
             echo(f"{name} {r['method']}: MASE {r['mase']:.3f}, sMAPE {r['smape']:.2f}%")
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "table.md").write_text(table(rows) + "\n")
+    runs.write_csv(out / "results.csv", rows)
+    runs.write_text(out / "table.md", table(rows) + "\n")
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    from .bench import machine
 
     lines = [
-        f"Test tail MASE (sMAPE %); seqlab: mean (std) over seeds, train s per run on {machine()}.",
+        f"Test tail MASE (sMAPE %); seqlab: mean (std) over seeds, train s per run on {runs.machine()}.",
         "",
         "| series | m, H | seasonal naive | SARIMA | ETS | seqlab | train s |",
         "|---|---|---|---|---|---|---|",

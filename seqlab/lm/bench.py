@@ -3,7 +3,6 @@ learning curve against CPU minutes, and the training loop's throughput against a
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -13,10 +12,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import lm
+from .. import runs
+from ..data import Streams, TokenFile, load_tokenizer
+from ..train import read_metrics, train
+from . import task as lm
 from .baselines import KneserNey, xz_bpc
-from .data import Streams, TokenFile, load_tokenizer
-from .train import read_metrics, train
 
 
 def throughput(cfg: lm.LMConfig, tokens: TokenFile, tokenizer, steps: int, rounds: int = 2) -> dict[str, float]:
@@ -83,7 +83,7 @@ def run(cfg: lm.LMConfig, out: str | None, throughput_steps: int, echo=print) ->
     best = min(r["val_bpc"] for r in evals)
     speed = throughput(cfg, tokens, tokenizer, throughput_steps) if throughput_steps else {}
     result = {"run": str(run_dir), "model_bpc": best, "baselines": baselines, "curve": curve, "tokens_per_s": speed}
-    (run_dir / "bench_lm.json").write_text(json.dumps(result, indent=1))
+    runs.write_json(run_dir / "bench_lm.json", result)
     echo(report(result))
     return result
 

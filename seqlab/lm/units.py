@@ -10,15 +10,15 @@ and an HTML page in which each character is coloured by the unit's state and sho
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import torch
 
-from .data.text import DataError
-from .layers import record
-from .lm import load
-from .train import pyplot
+from .. import runs
+from ..data.errors import DataError
+from ..layers import record
+from ..train import pyplot
+from .task import load
 
 GATES = {"lstm": ("f", "i", "o", "c"), "gru": ("z", "r", "n", "h"), "rnn": ("h",)}
 STATE = {"lstm": "c", "gru": "h", "rnn": "h"}
@@ -70,7 +70,7 @@ def inspect(run: str, text: str, units: list[int] | None, layer: int, out: Path,
         raise ValueError(f"--units must lie in [0, {hidden - 1}], got {bad}")
     with torch.no_grad(), record(model) as rec:  # recording needs no backward: gates are kept in forward
         model(ids)
-    gates = {g: v[0] for g, v in rec.gates[f"rnn.l{k}"].items()}  # (T, H) each
+    gates = {g: v[0] for g, v in rec.gates[f"backbone.rnn.l{k}"].items()}  # (T, H) each
     names = GATES[cfg.model]
     state = gates[STATE[cfg.model]]
     found = {}
@@ -87,7 +87,7 @@ def inspect(run: str, text: str, units: list[int] | None, layer: int, out: Path,
         "units": chosen,
         "tracking": {p: [{"unit": u, "r": r} for u, r in v] for p, v in found.items()},
     }
-    (out / "units.json").write_text(json.dumps(result, indent=1))
+    runs.write_json(out / "units.json", result)
     return result
 
 
@@ -110,8 +110,7 @@ def heatmap(path: Path, text: str, values: dict[int, dict[str, torch.Tensor]], f
     tracking = "; ".join(f"{p}: unit {v[0][0]} (r = {v[0][1]:+.2f})" for p, v in found.items())
     ax.set_title(f"gates and state per character (blue -1, red +1). Best tracking: {tracking}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    runs.save_figure(fig, path, dpi=120)
 
 
 def page(path: Path, text: str, values: dict[int, dict[str, torch.Tensor]], state: str, found: dict) -> None:
@@ -134,12 +133,43 @@ def page(path: Path, text: str, values: dict[int, dict[str, torch.Tensor]], stat
         f"<li>{html.escape(p)}: " + ", ".join(f"unit {u} (r = {r:+.2f})" for u, r in v) + "</li>"
         for p, v in found.items()
     )
-    path.write_text(
+    runs.write_text(
+        path,
         "<!doctype html><meta charset=utf-8><title>seqlab inspect</title>"
         "<style>body{font-family:sans-serif;margin:2em}pre{white-space:pre-wrap;font-size:14px;line-height:1.5}"
         "span{cursor:default}</style>"
         f"<h2>Units and the text</h2><p>Colour: the unit's {'tanh(c)' if state == 'c' else state} "
         "(red positive, blue negative). Hover a character for every gate.</p>"
         "<p>Units whose state best tracks a property of the text (Pearson r over the characters):</p>"
-        f"<ul>{tracking}</ul>" + "".join(blocks)
+        f"<ul>{tracking}</ul>" + "".join(blocks),
     )
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def add_parser(sub, common) -> None:
+    ins = sub.add_parser("inspect", parents=[common],
+                         help="gates and cell states of a character model over a text (PNG, HTML)")  # fmt: skip
+    ins.add_argument("run")
+    ins.add_argument("--text")
+    ins.add_argument("--file", help="read the text from a file instead")
+    ins.add_argument("--units", type=lambda t: [int(v) for v in t.split(",")], help="units to show (e.g. 3,17)")
+    ins.add_argument("--layer", type=int, default=-1, help="which layer (default the last)")
+    ins.add_argument("--out", help="folder to create (default RUN/inspect-<time>)")
+
+
+def run(args) -> None:
+    import time
+
+    from ..data.text import read_text
+
+    if (args.text is None) == (args.file is None):
+        raise ValueError("give the text to inspect with --text or --file (one of them)")
+    text = args.text if args.text is not None else read_text(Path(args.file))
+    out = Path(args.out or Path(args.run) / f"inspect-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose another --out")
+    result = inspect(args.run, text, args.units, args.layer, out)
+    print(f"layer {result['layer']}, units {', '.join(map(str, result['units']))}")
+    for prop, best in result["tracking"].items():
+        print(f"  {prop}: " + ", ".join(f"unit {b['unit']} (r = {b['r']:+.2f})" for b in best))
+    print(f"written to {out}: gates.png, gates.html (hover a character), units.json")

@@ -14,17 +14,16 @@ grow that far. The recurrent state is a fixed (h, c); the cache holds keys and v
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from . import lm
-from .bench import machine
-from .data import open_source, train_tokenizer
-from .train import pyplot, read_metrics
+from .. import runs
+from ..data import open_source, train_tokenizer
+from ..train import pyplot, read_metrics
+from . import task as lm
 
 TRANSFORMER = dict(model="transformer", layers=4, heads=4, hidden=128, seq_len=64, batch=12, dropout=0.0, lr=1e-3,
                    min_lr=1e-4, weight_decay=0.1, beta2=0.99, warmup=100, eval_every=500)  # fmt: skip
@@ -59,15 +58,10 @@ def compare(data: str, minutes: float, models: list[str], out: Path, echo=print)
     rows = []
     for cfg in cfgs:
         run = out / cfg.model
-        if not (run / "done").exists():
-            if run.exists():
-                import shutil
-
-                shutil.rmtree(run)  # a run cut short starts over: its minutes must be one session's
+        if runs.finished(run) is None:  # a run cut short starts over: its minutes must be one session's
             params = n_params(cfg, vocab)
             echo(f"{cfg.model}: hidden {cfg.hidden}, {cfg.layers} layers, {params:,} parameters, {minutes} minutes")
-            lm.train_lm(cfg, out=str(run), progress=False, echo=lambda s: None)
-            (run / "done").write_text("")
+        runs.once(run, lm.train_lm, cfg, out=str(run), progress=False, echo=lambda s: None)
         records = read_metrics(run)
         evals = [r for r in records if "val_bpc" in r]
         speeds = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
@@ -85,18 +79,15 @@ def compare(data: str, minutes: float, models: list[str], out: Path, echo=print)
         }
         rows.append(row)
         echo(f"{cfg.model}: best validation {row['best_bpc']:.3f} bits per character")
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (out / "table.md").write_text(table(rows, data, minutes) + "\n")
+    runs.write_csv(out / "results.csv", rows)
+    runs.write_text(out / "table.md", table(rows, data, minutes) + "\n")
     plot_curves(out, [c.model for c in cfgs], data)
     return rows
 
 
 def table(rows: list[dict], data: str, minutes: float) -> str:
     lines = [
-        f"{data}, {minutes:g} minutes each on {machine()}; validation bits per character (lower is better).",
+        f"{data}, {minutes:g} minutes each on {runs.machine()}; validation bits per character (lower is better).",
         "",
         "| model | width x layers | context | parameters | best bpc | training tokens/s | steps |",
         "|---|---|---|---|---|---|---|",
@@ -125,8 +116,7 @@ def plot_curves(out: Path, models: list[str], data: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=110)
-    plt.close(fig)
+    runs.save_figure(fig, out / "curves.png")
 
 
 # ------------------------------------------------------------------------------------------------ generation cost
@@ -155,10 +145,7 @@ def speed(positions: int, out: Path, vocab: int = 100, echo=print) -> list[dict]
         kib = rows[-1]["state_bytes"] / 1024
         echo(f"{cfg.model}: {first:.2f} ms per token over the first 64 positions, {last:.2f} over the last 64; "
              f"state {kib:,.0f} KiB")  # fmt: skip
-    with open(out / "speed.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    runs.write_csv(out / "speed.csv", rows)
     plot_speed(out, rows, positions)
     return rows
 
@@ -188,5 +175,4 @@ def plot_speed(out: Path, rows: list[dict], positions: int) -> None:
         ax.legend()
     fig.suptitle("Generation, one token at a time: the recurrent state is constant, the key/value cache grows")
     fig.tight_layout()
-    fig.savefig(out / "speed.png", dpi=110)
-    plt.close(fig)
+    runs.save_figure(fig, out / "speed.png")

@@ -1,0 +1,98 @@
+"""``seqlab autoencode train | embed | score | bench``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .. import flags, runs
+from ..data.tables import Columns
+from .task import AutoencodeConfig
+
+COLUMNS = tuple(f.name for f in dataclasses.fields(Columns))
+
+
+def add_parser(sub, common) -> None:
+    a = sub.add_parser("autoencode", help="sequence autoencoders: codes and anomaly scores")
+    a_sub = a.add_subparsers(dest="autoencode_command", required=True)
+    t = a_sub.add_parser("train", parents=[common, flags.training()],
+                         help="train on series (the classifier's series formats; labels are ignored)")  # fmt: skip
+    flags.add_train_flags(t, "autoencode", resumable=False)
+    flags.add_config_flags(t, AutoencodeConfig, skip=("data",))
+    e = a_sub.add_parser("embed", parents=[common], help="write each sequence's code: .npy, or .csv with an id column")
+    s = a_sub.add_parser("score", parents=[common],
+                         help="per-sequence and per-step reconstruction errors, flagged by the threshold")  # fmt: skip
+    for q in (e, s):
+        q.add_argument("run")
+        q.add_argument("data")
+        q.add_argument("--out", required=True)
+        q.add_argument("--force", action="store_true", help="replace --out if it exists")
+        flags.add_config_flags(q, Columns)
+        q.set_defaults(column_flags=COLUMNS)
+    s.add_argument("--normal-label", help="with labels in DATA: the normal class; prints precision, recall, F1")
+    s.add_argument("--plot", help="PNG to write: the score histogram and the worst sequences' errors")
+    b = a_sub.add_parser("bench", parents=[common], help="synthetic spikes and shifts, GunPoint one-class, codes -> "
+                         "logistic regression (ItalyPowerDemand)")  # fmt: skip
+    b.add_argument("--out", help="benchmark folder (an existing one is continued)")
+    b.add_argument("--seeds", type=int, default=3)
+
+
+def run(args) -> None:
+    {"train": train, "embed": embed, "score": score, "bench": bench}[args.autoencode_command](args)
+
+
+def train(args) -> None:
+    from .task import train_autoencoder
+
+    if not args.data:
+        raise ValueError("give DATA, the series to train on")
+    cfg = flags.config_from(args, AutoencodeConfig, data=args.data)
+    train_autoencoder(cfg, out=args.out, progress=not args.no_progress)
+
+
+def columns_of(args) -> Columns:
+    from .task import read_config
+
+    return Columns(**flags.column_overrides(args, read_config(Path(args.run))[0]))
+
+
+def embed(args) -> None:
+    from .task import embed, write_codes
+
+    out = runs.refuse_existing(args.out, args.force)
+    codes, table = embed(args.run, args.data, columns_of(args))
+    write_codes(out, codes, table.ids)
+    print(f"{len(codes)} codes of size {codes.shape[1]} written to {out}")
+
+
+def score(args) -> None:
+    from .task import plot_scores, read_config, score, write_scores
+
+    out = runs.refuse_existing(args.out, args.force)
+    if args.plot:
+        runs.refuse_existing(args.plot, force=None, flag="--plot")
+    result = score(args.run, args.data, columns_of(args), args.normal_label)
+    write_scores(out, result)
+    if args.plot:
+        plot_scores(Path(args.plot), result, read_config(Path(args.run))[0].score)
+    flagged = int(result["anomaly"].sum())
+    print(
+        f"{flagged} of {len(result['scores'])} sequences above the threshold {result['threshold']:.4g}; "
+        f"written to {out} and {out.with_name(out.stem + '-steps.csv')}"
+    )
+    if "metrics" in result:
+        m = result["metrics"]
+        print(
+            f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
+            f"area under PR {m['auc_pr']:.3f}"
+        )
+
+
+def bench(args) -> None:
+    from . import bench
+    from .task import AutoencodeConfig
+
+    out = Path(args.out) if args.out else runs.default_dir("autoencode-bench")
+    rows = bench.run(out, args.seeds, echo=lambda s: print(s, flush=True))
+    print(bench.table(rows, AutoencodeConfig()))
+    print(f"written to {out}: table.md, results.csv, one run directory per task and seed")

@@ -1,0 +1,54 @@
+"""Public data sets that install with a package, never downloaded at run time: the UCR/UEA classification archive
+splits that aeon ships, and single forecasting series from statsmodels and pmdarima.
+
+These packages are heavy (aeon pulls numba), so they are optional extras and imported only here, on first use; a
+missing one is a DataError that names the extra to install.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError
+from .sequences import series_from_arrays
+from .tables import Table
+
+
+def load_ucr(name: str, split: str) -> Table:
+    """One split ('train' or 'test') of a UCR/UEA data set that aeon ships inside its package, as a series Table."""
+    try:
+        from aeon.datasets import load_classification
+    except ImportError:
+        raise DataError("the UCR/UEA archive is read through aeon: pip install 'seqlab[aeon]'") from None
+    X, y = load_classification(name, split=split)
+    series, names = series_from_arrays(X, f"{name} {split}")
+    return Table("series", series, list(y), names, [str(i) for i in range(len(series))])
+
+
+# name: (season m, horizon H, what it is)
+SERIES = {
+    "airpassengers": (12, 12, "monthly airline passengers 1949-1960 (pmdarima), 144 steps"),
+    "co2": (12, 24, "Mauna Loa CO2, monthly means of the weekly record 1958-2001 (statsmodels), 526 steps"),
+    "sunspots": (11, 11, "yearly sunspot activity 1700-2008 (statsmodels), 309 steps; m = the 11-year cycle"),
+}
+
+
+def load_series(name: str) -> np.ndarray:
+    """One of SERIES as float64 (T,), from the package that ships it."""
+    try:
+        if name == "airpassengers":
+            from pmdarima.datasets import load_airpassengers
+
+            return np.asarray(load_airpassengers(), dtype=np.float64)
+        if name == "co2":
+            from statsmodels.datasets import co2
+
+            weekly = co2.load_pandas().data["co2"]
+            return weekly.resample("MS").mean().interpolate().to_numpy(dtype=np.float64)
+        if name == "sunspots":
+            from statsmodels.datasets import sunspots
+
+            return sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(dtype=np.float64)
+    except ImportError:
+        raise DataError("these series ship with statsmodels and pmdarima: pip install 'seqlab[forecast]'") from None
+    raise DataError(f"unknown series {name!r}; expected one of {', '.join(SERIES)}")
