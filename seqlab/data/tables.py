@@ -3,20 +3,29 @@
 Formats, by suffix:
 - ``.csv`` / ``.tsv`` with a text column: one text per row (the text and label columns are named by options).
 - ``.csv`` / ``.tsv`` with an id column: time series in long format, one row per time step — series id, optional
-  time index (rows are sorted by it within a series), one column per channel, and the label (constant per series).
+  time column (numbers or ISO dates; rows are sorted by it within a series, a time given twice is refused), one
+  column per channel, and the label (constant per series).
 - ``.jsonl``: one JSON object per line with the text and label fields.
 - ``.npz``: ``X`` (n, channels, length) or (n, length), optional ``lengths`` (n,) when series of unequal length
   are right-padded in X, optional ``y`` (n,). Saved without pickle (object arrays are refused: loading them could
   run code). ``.npy``: X alone, for prediction.
-- ``.ts``: the UCR/UEA archive's own format, read with aeon when it is installed (the ``aeon`` extra).
+- ``.ts``: the UCR/UEA archive's own format, read with aeon when it is installed (the ``aeon`` extra); a label
+  that the header's ``@classLabel`` line does not declare is refused.
+
+The time columns of long-format files (here and in ``timeseries.read_series``) are read by ``read_times``.
 """
 
 from __future__ import annotations
 
+import calendar
 import csv
 import json
 import math
+import re
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +58,7 @@ class Columns:
 
 def read_table(path: str | Path, columns: Columns | None = None, labels: str = "optional") -> Table:
     """Read ``path``. ``labels``: 'required' (training, evaluation), 'optional' (prediction: used when present)."""
-    path, columns = Path(path), columns or Columns()
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    path, columns = data_file(path), columns or Columns()
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         table = _read_delimited(path, columns, "\t" if suffix == ".tsv" else ",", labels)
@@ -75,6 +82,8 @@ def read_table(path: str | Path, columns: Columns | None = None, labels: str = "
 def _where_labels(suffix: str, columns: Columns) -> str:
     if suffix in (".npz", ".npy"):
         return "an .npz needs a y array beside X"
+    if suffix == ".ts":
+        return "a .ts file needs '@classLabel true' with its classes, and a label after each series"
     return f"expected a {columns.label_column!r} column; set --label-column"
 
 
@@ -142,9 +151,8 @@ def _read_long(path: Path, header: list[str], rows: list, columns: Columns, has_
         ci = [i for i in range(len(header)) if i not in (ii, ti, li)]
     if not ci:
         raise DataError(f"{path}: no channel columns besides id, time and label")
-    groups: dict[str, list] = {}
+    steps = []  # (series id, line, values, label), in file order
     for line, row in rows:
-        sid = row[ii].strip()
         values = []
         for c in ci:
             cell = row[c].strip()
@@ -152,27 +160,33 @@ def _read_long(path: Path, header: list[str], rows: list, columns: Columns, has_
                 values.append(float(cell) if cell else math.nan)  # an empty cell is a missing value
             except ValueError:
                 raise DataError(f"line {line} of {path}: {header[c]} = {cell!r} is not a number") from None
-        when = 0.0
-        if ti is not None:
-            try:
-                when = float(row[ti])
-            except ValueError:
-                raise DataError(f"line {line} of {path}: time {row[ti]!r} is not a number") from None
-        label = row[li].strip() if li is not None else None
-        groups.setdefault(sid, []).append((when, line, values, label))
+        steps.append((row[ii].strip(), line, values, row[li].strip() if li is not None else None))
+    lines = [s[1] for s in steps]
+    when, times = [], None
+    if ti is not None and rows:
+        when = [row[ti].strip() for _, row in rows]
+        times = read_times(when, lines, path)
+        if times.keys is None:
+            raise DataError(
+                f"line {lines[0]} of {path}: time {when[0]!r} is not a number or an ISO date "
+                "(YYYY-MM, YYYY-MM-DD or YYYY-MM-DD HH:MM)"
+            )
+    groups: dict[str, list[int]] = {}  # row indices per series, series in order of appearance
+    for i, s in enumerate(steps):
+        groups.setdefault(s[0], []).append(i)
     table = Table("series", labels=[] if has_label else None)
-    for sid, steps in groups.items():
+    for sid, index in groups.items():
         name = f"series {sid!r} of {path}"
-        if ti is not None:
-            steps.sort(key=lambda s: s[0])
+        if times is not None:
+            index = time_order(index, times, when, lines, name)
         if has_label:
-            found = {s[3] for s in steps}
+            found = {steps[i][3] for i in index}
             if found == {""}:
                 raise DataError(f"{name}: no label in column {columns.label_column!r}")
             if len(found) > 1:
                 raise DataError(f"{name}: more than one label ({', '.join(sorted(found))}); a series has one")
             table.labels.append(found.pop())
-        table.items.append(np.array([s[2] for s in steps], dtype=np.float32))
+        table.items.append(np.array([steps[i][2] for i in index], dtype=np.float32))
         table.names.append(name)
         table.ids.append(sid)
     return table
@@ -217,6 +231,7 @@ def _read_jsonl(path: Path, columns: Columns, labels: str) -> Table:
 
 
 def _read_numpy(path: Path) -> Table:
+    numpy_file(path)
     try:
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.ndarray):
@@ -237,8 +252,8 @@ def _read_numpy(path: Path) -> Table:
                 "padded X (n, channels, length) with a lengths array"
             ) from None
         raise DataError(f"{path}: not a NumPy file ({e})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable NumPy file ({e})") from None
     if X.ndim == 2:
         X = X[:, None, :]
     if X.ndim != 3:
@@ -265,10 +280,163 @@ def _read_ts(path: Path) -> Table:
     except ImportError:
         raise DataError(f"{path}: reading .ts files needs aeon (pip install 'seqlab[aeon]')") from None
     try:
-        X, y = load_from_ts_file(str(path))
+        X, y, meta = load_from_ts_file(str(path), return_meta_data=True)
     except (OSError, ValueError, TypeError) as e:
         raise DataError(f"{path}: not a readable .ts file ({e})") from None
     series, _ = series_from_arrays(X, str(path))
     n = len(series)
-    return Table("series", series, None if y is None else list(y), [f"series {i} of {path}" for i in range(n)],
+    labels = list(y) if len(y) else None  # no labels: aeon gives an empty y
+    if labels is not None and meta["classlabel"]:
+        declared = meta["class_values"]  # aeon lower-cases the header and the labels alike
+        for i, label in enumerate(str(v).strip() for v in labels):
+            if label not in declared:  # aeon would make it a class of its own
+                raise DataError(
+                    f"series {i} of {path}: label {label!r} is not declared in the header's @classLabel line "
+                    f"(declared: {', '.join(declared)})"
+                )
+    return Table("series", series, labels, [f"series {i} of {path}" for i in range(n)],
                  [str(i) for i in range(n)])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ shared by readers
+def data_file(path: str | Path) -> Path:
+    """``path`` as a Path, refused unless it names a file: a directory and a missing file each say which."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a file")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    return path
+
+
+def numpy_file(path: Path) -> None:
+    """Refuse a file that is neither a zip (.npz) nor an .npy before numpy reads it: numpy takes anything else for a
+    pickle, and its refusal to unpickle would blame Python objects that are not there."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or head == b"\x93NUMPY":  # a zip (or an empty one), an .npy
+        return
+    if path.suffix.lower() == ".npz":
+        raise DataError(f"{path}: not a valid .npz archive (expected a zip of .npy arrays, as numpy.savez writes)")
+    raise DataError(f"{path}: not a valid .npy file (expected an array saved by numpy.save)")
+
+
+# A time column is read by the kind of its first value, and every other value must be of that kind:
+# - numbers ("3", "2.5"), compared as numbers;
+# - ISO months ("2024-03"), dates ("2024-03-31") and date-times ("2024-03-31 12:00"), compared in time;
+# - anything else is a label with no order to trust ("m10" < "m2" as strings): the caller decides.
+# Integers, months, dates and date-times also count steps, so gaps can be found: their keys are whole numbers of
+# units (the integer itself, months, days or microseconds). Dates that all fall on one day of the month (<= 28), or
+# all on month ends, count months: monthly data written as dates has steps of 28 to 31 days, not one step.
+_INTEGER = re.compile(r"[+-]?\d+")
+_MONTH = re.compile(r"\d{4}-\d{2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}.*")
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Times:
+    """A time column's values as sort keys (None: labels without an order), and ``label(key)``, which writes a key
+    back in the file's format (None: the keys do not count steps, e.g. 0.5, 1.0, 1.5)."""
+
+    keys: list | None
+    label: Callable[[int], str] | None
+
+
+def _number(value: str) -> int | float:
+    if _INTEGER.fullmatch(value):
+        return int(value)
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(value)
+    return x
+
+
+def _month(value: str) -> int:
+    if not _MONTH.fullmatch(value) or not 1 <= int(value[5:]) <= 12:
+        raise ValueError(value)
+    return int(value[:4]) * 12 + int(value[5:]) - 1
+
+
+def _date(value: str) -> date:
+    if not _DATE.fullmatch(value):
+        raise ValueError(value)
+    return date.fromisoformat(value)
+
+
+def _datetime(value: str) -> datetime:
+    if not _DATETIME.fullmatch(value):
+        raise ValueError(value)
+    return datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)  # 3.10 reads no Z
+
+
+def read_times(values: list[str], lines: list[int], path: Path) -> Times:
+    """Sort keys for a file's time column (``values``, one per row, at ``lines`` of ``path``)."""
+    first = values[0]
+
+    def each(parse, what):
+        out = []
+        for value, line in zip(values, lines, strict=True):
+            try:
+                out.append(parse(value))
+            except ValueError:
+                raise DataError(f"line {line} of {path}: time {value!r} is not {what} like {first!r}") from None
+        return out
+
+    try:
+        _number(first)
+    except ValueError:
+        pass
+    else:
+        keys = each(_number, "a number")
+        return Times(keys, str if all(isinstance(k, int) for k in keys) else None)
+    if _MONTH.fullmatch(first):
+        return Times(each(_month, "a month YYYY-MM"), lambda k: f"{k // 12:04d}-{k % 12 + 1:02d}")
+    if _DATE.fullmatch(first):
+        dates = each(_date, "a date YYYY-MM-DD")
+        days = {d.day for d in dates}
+        if len(days) == 1 and min(days) <= 28:
+            day = min(days)
+            return Times(
+                [d.year * 12 + d.month - 1 for d in dates], lambda k: date(k // 12, k % 12 + 1, day).isoformat()
+            )
+        if all(d.day == calendar.monthrange(d.year, d.month)[1] for d in dates):
+
+            def month_end(k: int) -> str:
+                y, m = divmod(k, 12)
+                return date(y, m + 1, calendar.monthrange(y, m + 1)[1]).isoformat()
+
+            return Times([d.year * 12 + d.month - 1 for d in dates], month_end)
+        return Times([d.toordinal() for d in dates], lambda k: date.fromordinal(k).isoformat())
+    if _DATETIME.fullmatch(first):
+        stamps = each(_datetime, "a date-time YYYY-MM-DD HH:MM")
+        zone = stamps[0].tzinfo
+        keys = [(t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t) - _EPOCH for t in stamps]
+        clock = re.sub(r"(Z|[+-]\d{2}:?\d{2})$", "", first[11:])
+        spec = {5: "minutes", 8: "seconds"}.get(len(clock), "auto")
+
+        def stamp(k: int) -> str:
+            t = _EPOCH + k * _MICROSECOND
+            if zone is not None:
+                t = t.replace(tzinfo=timezone.utc).astimezone(zone)
+            return t.isoformat(first[10], spec)
+
+        return Times([k // _MICROSECOND for k in keys], stamp)
+    return Times(None, None)
+
+
+def time_order(index: list[int], times: Times, values: list[str], lines: list[int], where: str) -> list[int]:
+    """Rows ``index`` of one series (``where``), sorted by time; a time step given twice is refused. Labels without
+    an order (``times.keys`` None) keep the file's order."""
+    keys = values if times.keys is None else times.keys
+    ordered = list(index) if times.keys is None else sorted(index, key=keys.__getitem__)
+    seen: dict = {}
+    for i in ordered:
+        if keys[i] in seen:
+            raise DataError(f"{where}: time {values[i]!r} appears twice (lines {lines[seen[keys[i]]]} and {lines[i]})")
+        seen[keys[i]] = i
+    return ordered

@@ -45,8 +45,14 @@ class TextSource:
 
 
 def read_text(path: Path, errors: str = "strict") -> str:
+    """One file's text (a directory is a corpus for ``open_source``, not a file for this)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a file")
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
     nul = data.find(b"\x00", 0, 8192)

@@ -4,9 +4,11 @@ Legend: T time (T_i of series i), C target channels, K known covariates, L conte
 
 A file holds one or many series, each a (T_i, C) float32 array of targets and optionally a (T_i, K) array of known
 covariates (values known in advance for the future too: a calendar, a planned price). Formats:
-- ``.csv``/``.tsv``: one row per time step; ``--time-column`` (kept as labels for plots and output, rows stay in
-  file order), ``--id-column`` when the file holds several series, ``--targets`` (default: every other numeric
-  column) and ``--covariates``. An empty cell is a missing value.
+- ``.csv``/``.tsv``: one row per time step; ``--time-column``, ``--id-column`` when the file holds several series,
+  ``--targets`` (default: every other numeric column) and ``--covariates``. An empty cell is a missing value.
+  The time column (read by ``tables.read_times``) orders each series' rows when it holds numbers or ISO dates;
+  other labels ("m1", "week 3") keep the file's order. A time given twice within a series is refused. Integer and
+  ISO-date times are checked for gaps (see ``read_series``).
 - ``.npy``: (T,) or (T, C), one series. ``.npz``: ``y`` (T, C) or (n, T, C), optional ``covariates`` alike.
 
 Splits (per series, by time, never shuffled): the last H steps are the test tail, the H before them the validation
@@ -17,12 +19,16 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
+from .tables import Times, data_file, numpy_file, read_times, time_order
 
 
 @dataclass
@@ -97,12 +103,28 @@ def fill_missing(data: SeriesSet, how: str) -> SeriesSet:
 
 
 def read_series(path: str | Path, time_column: str | None = None, id_column: str | None = None,
-                targets: str | None = None, covariates: str | None = None) -> SeriesSet:  # fmt: skip
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+                targets: str | None = None, covariates: str | None = None, *,
+                fill_gaps: bool = False) -> SeriesSet:  # fmt: skip
+    """Read the series in ``path`` (.csv, .tsv, .npy, .npz; see the module's docstring).
+
+    Arguments:
+        time_column: the CSV column of time labels. Numbers and ISO dates (YYYY-MM, YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS])
+            sort each series' rows; other labels keep the file's order. A time given twice in a series is refused.
+            Integer and ISO-date times are checked for gaps: the most common difference between consecutive times
+            is the series' step, and a larger difference is missing steps, refused unless ``fill_gaps``. Other
+            labels, and numbers that are not all integers, get no gap check.
+        id_column: the column naming the series, when the file holds several.
+        targets, covariates: comma-separated columns (default targets: every other column).
+        fill_gaps: insert the missing steps as rows of NaN (targets and covariates alike), for the missing-value
+            policy (``fill_missing``) to refuse or impute.
+
+    Returns:
+        a SeriesSet of float32 targets (T_i, C) and covariates (T_i, K) or None, with ids and time labels.
+    """
+    path = data_file(path)
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
+        numpy_file(path)
         try:
             data = np.load(path, allow_pickle=False)
             if isinstance(data, np.ndarray):
@@ -117,6 +139,8 @@ def read_series(path: str | Path, time_column: str | None = None, id_column: str
             if isinstance(e, DataError):
                 raise
             raise DataError(f"{path}: not a NumPy file without pickled objects ({e})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path}: not a readable NumPy file ({e})") from None
         return series_set(y, cov, str(path))
     if suffix not in (".csv", ".tsv"):
         raise DataError(f"{path}: unknown format {suffix or '(no suffix)'}; expected .csv, .tsv, .npy, .npz")
@@ -145,27 +169,68 @@ def read_series(path: str | Path, time_column: str | None = None, id_column: str
         yi = [i for i in range(len(header)) if i not in (ti, ii, *ki)]
     if not yi:
         raise DataError(f"{path}: no target columns (columns: {', '.join(header)}); set --targets")
-    groups: dict[str, tuple[list, list, list]] = {}
+    values, lines, when = [], [], []  # per row, in file order
+    groups: dict[str, list[int]] = {}  # row indices per series, series in order of appearance
     for line, row in rows:
         if len(row) != len(header):
             raise DataError(f"line {line} of {path}: {len(row)} fields, the header has {len(header)}")
-        values = []
+        cells = []
         for c in (*yi, *ki):
             cell = row[c].strip()
             try:
-                values.append(float(cell) if cell else math.nan)
+                cells.append(float(cell) if cell else math.nan)
             except ValueError:
                 raise DataError(f"line {line} of {path}: {header[c]} = {cell!r} is not a number") from None
-        ys, ks, ts = groups.setdefault(row[ii].strip() if ii is not None else "0", ([], [], []))
-        ys.append(values[: len(yi)])
-        ks.append(values[len(yi) :])
-        ts.append(row[ti].strip() if ti is not None else str(len(ts)))
+        groups.setdefault(row[ii].strip() if ii is not None else "0", []).append(len(values))
+        values.append(cells)
+        lines.append(line)
+        when.append(row[ti].strip() if ti is not None else "")
     if not groups:
         raise DataError(f"{path}: no rows")
-    out = SeriesSet([np.array(g[0], np.float32) for g in groups.values()],
-                    [np.array(g[1], np.float32) for g in groups.values()] if ki else None,
-                    list(groups), [g[2] for g in groups.values()], str(path))  # fmt: skip
-    return check(out)
+    times = read_times(when, lines, path) if ti is not None else None
+    nan = [math.nan] * (len(yi) + len(ki))
+    ys, ks, labels = [], [], []
+    for sid, index in groups.items():
+        if times is None:
+            steps = [(i, str(n)) for n, i in enumerate(index)]
+        else:
+            index = time_order(index, times, when, lines, f"series {sid!r} of {path}")
+            steps = _with_gaps(index, times, when, f"series {sid!r} of {path}", fill_gaps)
+        table = np.array([values[i] if i is not None else nan for i, _ in steps], np.float32).reshape(len(steps), -1)
+        ys.append(np.ascontiguousarray(table[:, : len(yi)]))
+        ks.append(np.ascontiguousarray(table[:, len(yi) :]))
+        labels.append([label for _, label in steps])
+    return check(SeriesSet(ys, ks if ki else None, list(groups), labels, str(path)))
+
+
+def _with_gaps(index: list[int], times: Times, when: list[str], where: str, fill: bool) -> list[tuple[int | None, str]]:
+    """One series' rows in time order as (row, time label), with (None, label) for each missing step when ``fill``;
+    missing steps are refused otherwise. Times that do not count steps (labels, non-integers) pass unchecked."""
+    steps: list[tuple[int | None, str]] = [(i, when[i]) for i in index]
+    if times.label is None or len(index) < 2:
+        return steps
+    keys = [times.keys[i] for i in index]
+    diffs = Counter(b - a for a, b in pairwise(keys))
+    most = max(diffs.values())
+    step = min(d for d, n in diffs.items() if n == most)  # ties: the smallest, so the larger ones are the gaps
+    out = steps[:1]
+    for t in range(1, len(index)):
+        gap = keys[t] - keys[t - 1]
+        if gap > step:
+            a, b = when[index[t - 1]], when[index[t]]
+            if not fill:
+                raise DataError(
+                    f"{where}: missing time steps between {a} and {b}; "
+                    "pass --fill-gaps to insert them as missing values"
+                )
+            if gap % step:
+                raise DataError(
+                    f"{where}: cannot fill the gap between {a} and {b}: it is not a whole number of the series' steps "
+                    f"(the most common step is {times.label(keys[0])} to {times.label(keys[0] + step)})"
+                )
+            out.extend((None, times.label(k)) for k in range(keys[t - 1] + step, keys[t], step))
+        out.append(steps[t])
+    return out
 
 
 def window_starts(lengths: list[int], span: int) -> list[tuple[int, int]]:
