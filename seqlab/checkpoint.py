@@ -14,6 +14,7 @@ scalars.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 
@@ -58,10 +59,26 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order: the checksum kept in the file's
+    metadata and checked on load, so bytes that rotted on disk are found instead of loaded."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Write atomically: the old file at ``path`` stays whole until the new one is complete on disk."""
-    with atomic_write(path) as tmp:
-        save_file({k: _cpu(v) for k, v in tensors.items()}, str(tmp), metadata={"seqlab": json.dumps(meta)})
+    tensors = {k: _cpu(v) for k, v in tensors.items()}
+    metadata = {"seqlab": json.dumps(meta), "sha256": digest(tensors)}
+    try:
+        with atomic_write(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    except SafetensorError as e:  # e.g. a full disk; the previous checkpoint is untouched
+        raise OSError(f"{path}: could not write the checkpoint ({e}); the previous one is kept") from None
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -70,12 +87,13 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         tensors = load_file(str(path), device="cpu")
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["seqlab"])
+            metadata = f.metadata() or {}
+        meta = json.loads(metadata["seqlab"])
     except (SafetensorError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: not a readable seqlab checkpoint ({e})") from None
+    if "sha256" in metadata and digest(tensors) != metadata["sha256"]:  # checkpoints before checksums have none
+        raise CheckpointError(f"{path}: corrupt checkpoint (its tensors do not match their checksum)")
     return tensors, meta
 
 
@@ -93,7 +111,13 @@ def training_state(model, optimizer, step: int, carry: dict[str, torch.Tensor], 
 
 
 def restore(tensors: dict, meta: dict, model, optimizer=None) -> dict[str, torch.Tensor]:
-    """Load weights (and optimizer state and RNG when training resumes); returns the carried state tensors."""
+    """Load weights (and optimizer state and RNG when training resumes); returns the carried state tensors.
+    Weights that are not finite are refused: a model made of them answers NaN to everything."""
+    bad = [
+        k[6:] for k, v in tensors.items() if k.startswith("model.") and v.is_floating_point() and not v.isfinite().all()
+    ]
+    if bad:
+        raise CheckpointError(f"the checkpoint's weights are not finite ({', '.join(bad[:3])}); it cannot be used")
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except RuntimeError as e:  # e.g. a vocabulary or a layer size that differs from the run's config

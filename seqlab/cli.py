@@ -36,10 +36,17 @@ COMMANDS = {
 RESUMABLE = ("lm", "classify", "forecast")  # commands whose runs continue with --resume RUN
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a mistake in the flags is one line (the usage stays a -h away), as every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="seqlab", description="Learn from sequences of any length.")
+    parser = Parser(prog="seqlab", description="Learn from sequences of any length.")
     parser.add_argument("--version", action="version", version=f"seqlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     common = flags.common()
@@ -59,7 +66,7 @@ def set_threads(threads: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import TrainingError
+    from .train import Interrupted, TrainingError
 
     args = build_parser().parse_args(argv)
     try:
@@ -68,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, TrainingError) as e:
         print(f"seqlab {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # the loop finished its step and wrote a checkpoint
+        hint = f"continue with: seqlab {args.command} train --resume {e.run}" if args.command in RESUMABLE else ""
+        print(f"seqlab {args.command}: {e}" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        hint = " (continue with --resume RUN)" if args.command in RESUMABLE else ""
-        print(f"seqlab: interrupted{hint}", file=sys.stderr)
+        print(f"seqlab {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
 

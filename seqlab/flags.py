@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 
 
 def common() -> argparse.ArgumentParser:
@@ -21,6 +22,23 @@ def training() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def ranged(rule: str, kind=int):
+    """An argparse type: a finite number of ``kind`` within ``rule`` (seqlab.train.RULES_TEXT: ">=1", "(0,1]", ...)."""
+    from .train import RULES_TEST, RULES_TEXT
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or not RULES_TEST[rule](value):
+            raise argparse.ArgumentTypeError(f"{RULES_TEXT[rule]}, got {text}")
+        return value
+
+    return parse
 
 
 def comma_list(choices: tuple[str, ...]):

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -87,8 +89,82 @@ def create(out: str | Path | None, task: str, model: str | None = None, resumabl
     if run.exists() and (not run.is_dir() or any(run.iterdir())):
         hint = f", or continue it with --resume {run}" if resumable else ""
         raise FileExistsError(f"{run} exists; choose another --out{hint}")
+    top = run.resolve()
+    while not top.parent.exists():  # the outermost folder this call makes (runs/ for a default run directory)
+        top = top.parent
+    if not top.exists():
+        _MADE[run.resolve()] = top
     run.mkdir(parents=True, exist_ok=True)
     return run
+
+
+_MADE: dict[Path, Path] = {}  # run directory -> the outermost folder this process made for it
+
+
+class RunLocked(OSError):
+    """Another process is writing the run directory."""
+
+
+LOCK = ".lock"
+
+
+def remove_debris(run: Path) -> list[Path]:
+    """Temporary files left by writes that a kill interrupted (``atomic_write``'s ``.<name>.<random>.tmp<suffix>``),
+    in the run and its checkpoints folder; removed under the lock, when no write of this run can be in flight."""
+    debris = [p for folder in (run, run / "checkpoints") if folder.is_dir() for p in folder.glob(".*.tmp*")]
+    for p in debris:
+        p.unlink(missing_ok=True)
+    return debris
+
+
+@contextmanager
+def writing(run: Path, created: bool = False) -> Iterator[Path]:
+    """Hold the run's write lock while the block runs: one writer per run directory.
+
+    The lock is an OS lock (``flock``) on RUN/.lock, so it goes with the process however the process ends; a
+    second writer is refused with one line naming the process that holds it. On entry, the debris of interrupted
+    writes is removed. ``created``: this process made ``run`` just now; if the block fails before the first
+    checkpoint, the directory is removed again, so a failed start never leaves a stub behind (and the same --out
+    works on the next try)."""
+    import fcntl
+
+    run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise RunLocked(f"{run} is being written by process {holder}; wait for it to finish or stop it") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        remove_debris(run)
+        yield run
+    except BaseException:
+        if created and not (run / "checkpoints" / "last.safetensors").exists():
+            discard(run)
+        raise
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def discard(run: Path) -> None:
+    """Remove a run that failed before its first checkpoint: the folder if this process made it, else (an empty
+    folder the user made) only what was written into it."""
+    made = _MADE.pop(run.resolve(), None)
+    if made is not None:
+        shutil.rmtree(run, ignore_errors=True)
+        folder = run.resolve().parent
+        while folder != made.parent:  # folders made for it too (runs/), unless another run is in them by now
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            folder = folder.parent
+        return
+    for p in run.iterdir():
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def versions() -> dict[str, str]:

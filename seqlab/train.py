@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -37,9 +41,82 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss stays non-finite); the last good checkpoint is kept."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM (what schedulers send) after finishing its step and writing
+    RUN/checkpoints/last.safetensors; resuming continues from ``step`` as if nothing had happened."""
+
+    def __init__(self, run: Path, step: int):
+        super().__init__(f"interrupted at step {step}; {run / 'checkpoints' / 'last.safetensors'} written")
+        self.run, self.step = run, step
+
+
+@contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """While the block runs, the first SIGINT or SIGTERM is only noted (the loop stops at the end of its step and
+    saves); a second one acts at once, as it would without us. Off the main thread, signals are left alone."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def note(signum, frame) -> None:
+        asked.append(signum)
+        signal.signal(signum, previous[signum])
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield asked
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+RULES_TEXT = {">0": "must be positive", ">=0": "must be at least 0", ">=1": "must be at least 1",
+              "[0,1)": "must lie in [0, 1)", "(0,1)": "must lie in (0, 1)", "(0,1]": "must lie in (0, 1]",
+              "[0,1]": "must lie in [0, 1]", ">=2": "must be at least 2"}  # fmt: skip
+RULES_TEST = {
+    ">0": lambda v: v > 0,
+    ">=0": lambda v: v >= 0,
+    ">=1": lambda v: v >= 1,
+    "[0,1)": lambda v: 0 <= v < 1,
+    "(0,1)": lambda v: 0 < v < 1,
+    "(0,1]": lambda v: 0 < v <= 1,
+    "[0,1]": lambda v: 0 <= v <= 1,
+    ">=2": lambda v: v >= 2,
+}
+
+
+def check_value(name: str, value, rule: str | None = None) -> None:
+    """Refuse a non-finite number, or one outside ``rule`` (a key of RULES_TEXT), naming the flag and the range."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{flag} must be a finite number, got {value}")
+    if rule is not None and value is not None and not RULES_TEST[rule](value):
+        raise ValueError(f"{flag} {RULES_TEXT[rule]}, got {value}")
+
+
+class Checked:
+    """A config dataclass whose numbers are checked when it is made, from flags or from Python alike: every float
+    finite, and each field named in ``RULES`` (merged along the class hierarchy, a subclass's rule winning) within
+    its range. So a bad value is refused before anything is read or written."""
+
+    RULES: ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        rules: dict[str, str] = {}
+        for cls in reversed(type(self).__mro__):
+            rules.update(cls.__dict__.get("RULES", {}))
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name), rules.get(f.name))
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     """The loop's settings; each task's config extends this one flat dataclass."""
+
+    RULES: ClassVar[dict[str, str]] = {"lr": ">=0", "min_lr": ">=0", "warmup": ">=0", "weight_decay": ">=0",
+                                       "beta2": "(0,1)", "clip": ">0", "steps": ">=1", "minutes": ">0",
+                                       "eval_every": ">=1", "patience": ">=1", "log_every": ">=1"}  # fmt: skip
 
     lr: float = 2e-3  # AdamW peak; char-rnn-sized recurrent nets take 2e-3 well
     min_lr: float = 1e-4  # where the cosine ends
@@ -296,10 +373,24 @@ def train(
     log.bar.reset(total=p.horizon)
     log.bar.update(p.step)
     deadline = None if cfg.minutes is None else time.monotonic() + 60 * cfg.minutes
-    window = Window()
-    result, stopped, non_finite, evaluated_at, session = {}, "steps", 0, None, (time.monotonic(), p.step)
     model.train()
+    with stop_signals() as asked:
+        result, stopped = loop(task, optimizer, cfg, p, run, log, deadline, asked)
+    log.close()
+    return {**result, "stopped": stopped, "best": p.best_result}
+
+
+def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: Log, deadline: float | None,
+         asked: list[int]) -> tuple[dict, str]:  # fmt: skip
+    """The steps, until the schedule, the budget, patience or a stop signal ends them; returns the last evaluation
+    and why it stopped."""
+    window, session = Window(), (time.monotonic(), p.step)
+    result, stopped, non_finite, evaluated_at = {}, "steps", 0, None
     while p.horizon is None or p.step < p.horizon:
+        if asked:  # Ctrl-C or SIGTERM: the step in flight has finished; keep it
+            save(run / "checkpoints" / "last.safetensors", task, optimizer, p, result)
+            log.close()
+            raise Interrupted(run, p.step)
         if deadline is not None and time.monotonic() >= deadline:
             stopped = "minutes"
             break
@@ -330,8 +421,7 @@ def train(
                 break
     if evaluated_at != p.step:
         result = evaluate(task, optimizer, p, run, log)
-    log.close()
-    return {**result, "stopped": stopped, "best": p.best_result}
+    return result, stopped
 
 
 class Window:

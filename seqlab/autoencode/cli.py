@@ -34,7 +34,7 @@ def add_parser(sub, common) -> None:
     b = a_sub.add_parser("bench", parents=[common], help="synthetic spikes and shifts, GunPoint one-class, codes -> "
                          "logistic regression (ItalyPowerDemand)")  # fmt: skip
     b.add_argument("--out", help="benchmark folder (an existing one is continued)")
-    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
 
 
 def run(args) -> None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from .. import runs
+from ..data.errors import DataError
 from ..data.preprocess import SeriesPrep, series_of
 from ..data.sequences import Buckets, SequenceSet, pad
 from ..data.tables import Columns, Table, read_table
@@ -32,6 +34,12 @@ SCORES = ("mean", "max")
 
 @dataclass
 class AutoencodeConfig(TrainConfig, Columns):
+    """An autoencoder run; saved as config.json. The loop's fields are TrainConfig's, the column names Columns'."""
+
+    RULES: ClassVar[dict[str, str]] = {"hidden": ">=1", "layers": ">=1", "code": ">=1", "batch": ">=1",
+                                       "epochs": ">=1", "val_fraction": "[0,1)", "quantile": "(0,1)",
+                                       "eval_every": ">=0"}  # fmt: skip
+
     data: str = ""
     missing: str = "refuse"  # refuse | impute
     model: str = "gru"  # rnn | lstm | gru
@@ -163,15 +171,16 @@ def train_autoencoder(cfg: AutoencodeConfig, table: Table | None = None, out: st
     run = runs.create(out, "autoencode", cfg.model, resumable=False)
     per_epoch = Buckets(train_set.lengths, cfg.batch, cfg.seed).per_epoch
     loop = replace(cfg, steps=cfg.steps or cfg.epochs * per_epoch, eval_every=cfg.eval_every or per_epoch)
-    torch.manual_seed(cfg.seed)
-    model = model_from(cfg, prep.channels)
-    echo(f"run: {run}\n{len(train_set)} training and {len(val_index)} held-out series, {prep.channels} channels")
-    runs.write_config(run, "autoencode", cfg, **prep.to_json())
-    train(AutoencodeTask(model, train_set, val_set, loop), loop, run, progress=progress, echo=echo)
-    model = load(run)[0]
-    held_out = sequence_scores(errors(model, val_set), cfg.score)
-    threshold = float(np.quantile(held_out, cfg.quantile))
-    runs.update_config(run, threshold=threshold)
+    with runs.writing(run, created=True):  # one writer; a failed start leaves no stub
+        torch.manual_seed(cfg.seed)
+        model = model_from(cfg, prep.channels)
+        echo(f"run: {run}\n{len(train_set)} training and {len(val_index)} held-out series, {prep.channels} channels")
+        runs.write_config(run, "autoencode", cfg, **prep.to_json())
+        train(AutoencodeTask(model, train_set, val_set, loop), loop, run, progress=progress, echo=echo)
+        model = load(run)[0]
+        held_out = sequence_scores(errors(model, val_set), cfg.score)
+        threshold = float(np.quantile(held_out, cfg.quantile))
+        runs.update_config(run, threshold=threshold)
     echo(f"threshold {threshold:.4g} ({cfg.quantile:.0%} of {len(held_out)} held-out {cfg.score} errors); "
          f"run written to {run}")  # fmt: skip
     return model, run
@@ -202,7 +211,12 @@ def score(run, table: Table | str | Path, columns: Columns | None = None, normal
     s = sequence_scores(step_errors, cfg.score)
     result = {"table": table, "steps": step_errors, "scores": s, "threshold": saved["threshold"],
               "anomaly": s > saved["threshold"]}  # fmt: skip
-    if table.labels is not None and normal_label is not None:
+    if normal_label is not None:
+        if table.labels is None:
+            raise DataError(f"{table.names[0].split(' of ', 1)[-1]}: no labels to compare --normal-label with")
+        present = sorted({str(v) for v in table.labels})
+        if str(normal_label) not in present:
+            raise DataError(f"--normal-label {normal_label!r} is not a label of the data ({', '.join(present[:10])})")
         y = np.array([0 if str(v) == str(normal_label) else 1 for v in table.labels])
         result["metrics"] = detection(y, s, saved["threshold"])
     return result

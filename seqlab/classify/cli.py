@@ -42,7 +42,7 @@ def add_parser(sub, common) -> None:
     bench_help = "UCR/UEA data sets that aeon ships, several seeds, beside published figures"
     bn = c_sub.add_parser("bench", parents=[common], help=bench_help)
     bn.add_argument("--datasets", type=flags.comma_list(BENCH_SETS), default=list(BENCH_SETS))
-    bn.add_argument("--seeds", type=int, default=3)
+    bn.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
     bn.add_argument("--out", help="benchmark folder (an existing one is continued)")
     flags.add_config_flags(bn, ClassifyConfig, skip=("data", "seed", *COLUMNS))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,6 +37,10 @@ from ..train import STOPPED, Task, TrainConfig, pyplot, train
 @dataclass
 class ClassifyConfig(TrainConfig, Columns):
     """A classifier run; saved as config.json. The loop's fields are TrainConfig's, the column names Columns'."""
+
+    RULES: ClassVar[dict[str, str]] = {"vocab_size": ">=1", "max_len": ">=1", "embed": ">=1", "hidden": ">=1",
+                                       "layers": ">=1", "heads": ">=1", "dropout": "[0,1)", "batch": ">=1",
+                                       "epochs": ">=1", "val_fraction": "[0,1)", "eval_every": ">=0"}  # fmt: skip
 
     data: str = ""  # the training file
     missing: str = "refuse"  # NaN/Inf in a series: refuse (name it) | impute (linear interpolation per channel)
@@ -316,33 +321,37 @@ def train_classifier(
             table = read_table(cfg.data, cfg, labels="required")
         train_index, val_index = split(table, cfg)
         inputs = Inputs.fit(table, train_index, cfg)
-        run = runs.create(out, "classify", cfg.model)
-        if inputs.tokenizer is not None:
-            inputs.tokenizer.save(run / "tokenizer.json")
-        data_sha256 = runs.file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None
-        runs.write_config(run, "classify", cfg, data_sha256=data_sha256, inputs=inputs.to_json())
-    data = inputs.prepare(table)
+    data = inputs.prepare(table)  # before anything is written: a bad sequence is named here
     train_set = data.subset(train_index)
     val_set = data.subset(val_index) if len(val_index) else train_set  # no hold-out: monitor the training split
     K = len(inputs.labels.classes)
     per_epoch = Buckets(train_set.lengths, cfg.batch, cfg.seed).per_epoch
+    saved_cfg = cfg  # config.json keeps what was asked (epochs); the loop gets it in steps
     cfg = replace(cfg, steps=cfg.steps or cfg.epochs * per_epoch, eval_every=cfg.eval_every or per_epoch)
-    if not resume:
-        echo(
-            f"run: {run}\n{inputs.kind}: {len(train_set)} training and {len(val_index)} validation sequences, "
-            f"{K} classes, lengths {int(data.lengths.min())}..{int(data.lengths.max())}"
-            + (f", {inputs.channels} channels" if inputs.kind == "series" else f", vocabulary {inputs.vocab_size}")
+    run = Path(resume) if resume else runs.create(out, "classify", cfg.model)
+    with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
+        if not resume:
+            if inputs.tokenizer is not None:
+                inputs.tokenizer.save(run / "tokenizer.json")
+            data_sha256 = runs.file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None
+            runs.write_config(run, "classify", saved_cfg, data_sha256=data_sha256, inputs=inputs.to_json())
+            echo(
+                f"run: {run}\n{inputs.kind}: {len(train_set)} training and {len(val_index)} validation sequences, "
+                f"{K} classes, lengths {int(data.lengths.min())}..{int(data.lengths.max())}"
+                + (f", {inputs.channels} channels" if inputs.kind == "series" else f", vocabulary {inputs.vocab_size}")
+            )
+        torch.manual_seed(cfg.seed)
+        model = model_from(cfg, inputs)
+        task = ClassifyTask(model, train_set, val_set, cfg, K)
+        result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
+        model = load(run)[0]
+        m = metrics(val_set.y, predict_proba(model, val_set), K)
+        which = "validation" if len(val_index) else "training (no validation split)"
+        runs.write_text(run / "report.txt", f"{which} split, best checkpoint (step {result['best']['step']})\n"
+                        + report_text(m, inputs.labels.classes) + "\n")  # fmt: skip
+        plot_confusion(
+            run / "confusion.png", m["confusion"], inputs.labels.classes, f"{which}, {len(val_set)} sequences"
         )
-    torch.manual_seed(cfg.seed)
-    model = model_from(cfg, inputs)
-    task = ClassifyTask(model, train_set, val_set, cfg, K)
-    result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
-    model = load(run)[0]
-    m = metrics(val_set.y, predict_proba(model, val_set), K)
-    which = "validation" if len(val_index) else "training (no validation split)"
-    runs.write_text(run / "report.txt", f"{which} split, best checkpoint (step {result['best']['step']})\n"
-                    + report_text(m, inputs.labels.classes) + "\n")  # fmt: skip
-    plot_confusion(run / "confusion.png", m["confusion"], inputs.labels.classes, f"{which}, {len(val_set)} sequences")
     echo(
         f"stopped at step {result['step']} ({STOPPED[result['stopped']]}); best at step {result['best']['step']}: "
         f"{which} accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}; run written to {run}"

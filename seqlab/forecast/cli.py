@@ -46,7 +46,7 @@ def add_parser(sub, common) -> None:
     b = f_sub.add_parser("bench", parents=[common],
                          help="statsmodels/pmdarima series: MASE beside seasonal naive, SARIMA and ETS")  # fmt: skip
     b.add_argument("--out", help="benchmark folder (an existing one is continued)")
-    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
 
 
 def run(args) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,12 +36,16 @@ FLAT_STD = 1e-6  # a context whose standard deviation is below this is flat: cen
 class ForecastConfig(TrainConfig):
     """A forecasting run; saved as config.json. The loop's fields are TrainConfig's."""
 
+    RULES: ClassVar[dict[str, str]] = {"context": ">=1", "horizon": ">=1", "season": ">=1", "hidden": ">=1",
+                                       "layers": ">=1", "heads": ">=1", "dropout": "[0,1)", "batch": ">=1"}  # fmt: skip
+
     data: str = ""
     time_column: str | None = None  # CSV: labels for plots and output (rows stay in file order)
     id_column: str | None = None  # CSV: several series in one file
     targets: str | None = None  # CSV: comma-separated target columns (default: the other numeric columns)
     covariates: str | None = None  # CSV: comma-separated known covariates (needed for the horizon too)
     missing: str = "refuse"  # refuse | impute (linear interpolation per channel)
+    fill_gaps: bool = False  # CSV with a time column: insert missing time steps as missing values (else refused)
     context: int = 48  # L: history steps the model reads
     horizon: int = 12  # H: steps forecast, and the length of the validation and test tails
     season: int = 1  # m: the seasonal-naive baseline and MASE's scale (12 for monthly data with a yearly cycle)
@@ -82,7 +87,7 @@ def model_from(cfg: ForecastConfig, channels: int, covariates: int) -> Forecaste
 
 
 def load_data(path: str, cfg: ForecastConfig) -> SeriesSet:
-    return read_series(path, cfg.time_column, cfg.id_column, cfg.targets, cfg.covariates)
+    return read_series(path, cfg.time_column, cfg.id_column, cfg.targets, cfg.covariates, fill_gaps=cfg.fill_gaps)
 
 
 # ------------------------------------------------------------------------------------------------ windows
@@ -237,7 +242,10 @@ def train_forecaster(
     """Train on ``cfg.data`` (or ``data`` from Python) in a new run directory, or continue ``resume``."""
     if resume:
         run = Path(resume)
-        cfg, _ = runs.resume_config(run, "forecast", ForecastConfig, cfg)
+        cfg, saved = runs.resume_config(run, "forecast", ForecastConfig, cfg)
+        if not saved.get("data_sha256"):
+            raise ValueError(f"{run}: trained from Python data, which the run does not hold; it cannot be resumed")
+        runs.check_data(cfg.data, saved["data_sha256"])
         data = fill_missing(load_data(cfg.data, cfg), cfg.missing)
     else:
         check_config(cfg)
@@ -249,16 +257,19 @@ def train_forecaster(
     torch.manual_seed(cfg.seed)
     model = model_from(cfg, data.channels, data.n_covariates)
     task = ForecastTask(model, data, cfg)  # checks the lengths before anything is written
-    if not resume:
-        run = runs.create(out, "forecast", cfg.model)
-        runs.write_config(run, "forecast", cfg, channels=data.channels, covariates=data.n_covariates,
-                          series=len(data.targets))  # fmt: skip
-        echo(f"run: {run}\n{len(data.targets)} series, {data.channels} target channels, {data.n_covariates} "
-             f"covariates, {len(task.starts):,} training windows of {cfg.context} + {cfg.horizon} steps")  # fmt: skip
-    result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
-    model = load(run)[0]
-    test = evaluate(run, data=data, plot=run / "forecast.png")
-    runs.write_json(run / "scores.json", test)
+    run = Path(resume) if resume else runs.create(out, "forecast", cfg.model)
+    with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
+        if not resume:
+            data_sha256 = runs.file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None
+            runs.write_config(run, "forecast", cfg, channels=data.channels, covariates=data.n_covariates,
+                              series=len(data.targets), data_sha256=data_sha256)  # fmt: skip
+            windows = f"{len(task.starts):,} training windows of {cfg.context} + {cfg.horizon} steps"
+            echo(f"run: {run}\n{len(data.targets)} series, {data.channels} target channels, {data.n_covariates} "
+                 f"covariates, {windows}")  # fmt: skip
+        result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
+        model = load(run)[0]
+        test = evaluate(run, data=data, plot=run / "forecast.png")
+        runs.write_json(run / "scores.json", test)
     m, naive = test["model"], test["seasonal_naive"]
     echo(f"stopped at step {result['step']} ({STOPPED[result['stopped']]}); best at step {result['best']['step']}. "
          f"Test tail: MASE {m['mase']:.3f} (seasonal naive {naive['mase']:.3f}), sMAPE {m['smape']:.2f}% "
@@ -283,6 +294,10 @@ def evaluate(run: str | Path, path: str | Path | None = None, data: SeriesSet | 
         if len(t) < H + 2:
             raise DataError(f"{data.name(i)}: {len(t)} steps; evaluation needs more than the horizon ({H}) + 1")
     ends = [len(t) - H for t in data.targets]
+    for i, e in enumerate(ends):
+        if e <= cfg.season:  # seasonal naive and MASE's scale need one season of history and one step more
+            raise DataError(f"{data.name(i)}: {e} steps before the test tail, not more than one season "
+                            f"({cfg.season}); seasonal naive and MASE need more")  # fmt: skip
     mu, sigma = forecast(model, data, ends, cfg)
     truth = np.stack([t[e:] for t, e in zip(data.targets, ends, strict=True)])
     insample = [t[:e] for t, e in zip(data.targets, ends, strict=True)]

@@ -21,7 +21,7 @@ def add_parser(sub, common) -> None:
     s = g_sub.add_parser("sample", parents=[common],
                          help="write synthetic sequences: .npz with X (n, channels, length) and lengths")  # fmt: skip
     s.add_argument("run")
-    s.add_argument("--n", type=int, default=1000)
+    s.add_argument("--n", type=flags.ranged(">=1"), default=1000)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", help="conditional runs: only this class (default: classes as often as in training)")
     s.add_argument("--checkpoint", default="best", choices=runs.CHECKPOINTS, help="default best (lowest quick score)")
@@ -29,16 +29,24 @@ def add_parser(sub, common) -> None:
     s.add_argument("--force", action="store_true")
     e = g_sub.add_parser("eval", parents=[common], help="discriminative and predictive scores, PCA and t-SNE plots")
     e.add_argument("run")
-    e.add_argument("--repeats", type=int, default=5)
-    e.add_argument("--n", type=int, help="real and synthetic sequences per score (default: all the real ones)")
+    e.add_argument("--repeats", type=flags.ranged(">=1"), default=5)
+    e.add_argument(
+        "--n", type=flags.ranged(">=2"), help="real and synthetic sequences per score (default: all the real ones)"
+    )
     e.add_argument("--out", help="folder for scores.json and pca-tsne.png (default RUN/eval-<time>)")
-    e.add_argument("--disc-steps", type=int, default=2000, help="training steps of the post-hoc discriminator")
-    e.add_argument("--pred-steps", type=int, default=5000, help="training steps of the post-hoc predictor")
+    e.add_argument(
+        "--disc-steps", type=flags.ranged(">=1"), default=2000, help="training steps of the post-hoc discriminator"
+    )
+    e.add_argument(
+        "--pred-steps", type=flags.ranged(">=1"), default=5000, help="training steps of the post-hoc predictor"
+    )
     e.add_argument("--checkpoint", default="best", choices=runs.CHECKPOINTS, help="default best (lowest quick score)")
     b = g_sub.add_parser("bench", parents=[common], help="sines and JapaneseVowels beside the paper's figures")
-    b.add_argument("--steps", type=int, help="steps per phase (default: sines 10,000, JapaneseVowels 4,000)")
+    b.add_argument(
+        "--steps", type=flags.ranged(">=1"), help="steps per phase (default: sines 10,000, JapaneseVowels 4,000)"
+    )
     b.add_argument("--only", help="one set: sines or JapaneseVowels (two processes can share one --out)")
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--repeats", type=flags.ranged(">=1"), default=3)
     b.add_argument("--out")
 
 

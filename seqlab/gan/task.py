@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,12 +34,18 @@ from ..data.sequences import Labels
 from ..data.tables import Columns, read_table
 from ..models.backbone import RECURRENT
 from ..models.timegan import TimeGAN
+from ..train import Checked
 from .loop import Loop, generate
 from .metrics import class_scores, discriminative_score, plot_embeddings, predictive_score
 
 
 @dataclass
-class GANConfig(Columns):
+class GANConfig(Columns, Checked):
+    """A TimeGAN run; saved as config.json. The column names are Columns' (for files of series)."""
+
+    RULES: ClassVar[dict[str, str]] = {"n": ">=1", "hidden": ">=1", "batch": ">=1", "steps": ">=1", "lr": ">0",
+                                       "gamma": ">=0", "eval_every": ">=1"}  # fmt: skip
+
     data: str = "sines"  # sines | a file of series
     n: int = 10000  # sines only: how many sequences (the paper's 10,000)
     missing: str = "refuse"
@@ -98,16 +105,18 @@ def train_gan(cfg: GANConfig, out: str | Path | None = None, echo=print) -> tupl
     lengths_all = np.array([len(s) for s in data])
     C = prep.channels
     run = runs.create(out, "gan", resumable=False)
-    extra = {**prep.to_json(), "lengths": lengths_all.tolist()}
-    if labels is not None:  # sampling draws (class, length) pairs from these
-        extra |= {"classes": labels.classes.tolist(), "labels": y_all.tolist()}
-    runs.write_config(run, "gan", cfg, **extra)
-    echo(f"run: {run}\n{name}: {len(data)} sequences, {C} channels, lengths {lengths_all.min()}..{lengths_all.max()}"
-         + (f", {len(labels.classes)} classes (conditional)" if labels is not None else ""))  # fmt: skip
-    torch.manual_seed(cfg.seed)
-    model = model_from(cfg, C, len(labels.classes) if labels is not None else 0)
-    train_s = Loop(model, data, y_all, cfg, run, echo)()
-    runs.update_config(run, train_s=train_s)
+    with runs.writing(run, created=True):  # one writer; a failed start leaves no stub
+        extra = {**prep.to_json(), "lengths": lengths_all.tolist()}
+        if labels is not None:  # sampling draws (class, length) pairs from these
+            extra |= {"classes": labels.classes.tolist(), "labels": y_all.tolist()}
+        runs.write_config(run, "gan", cfg, **extra)
+        lengths = f"lengths {lengths_all.min()}..{lengths_all.max()}"
+        echo(f"run: {run}\n{name}: {len(data)} sequences, {C} channels, {lengths}"
+             + (f", {len(labels.classes)} classes (conditional)" if labels is not None else ""))  # fmt: skip
+        torch.manual_seed(cfg.seed)
+        model = model_from(cfg, C, len(labels.classes) if labels is not None else 0)
+        train_s = Loop(model, data, y_all, cfg, run, echo)()
+        runs.update_config(run, train_s=train_s)
     return model.eval(), run
 
 

@@ -19,13 +19,13 @@ def add_parser(sub, common) -> None:
                     help="comma-separated; transformer: a causal 2-block Transformer of the same width")  # fmt: skip
     la.add_argument("--lengths", type=flags.positive_ints,
                     help="sequence lengths T (default adding 50,100,200; copy 100,200)")  # fmt: skip
-    la.add_argument("--seeds", type=int, default=3)
-    la.add_argument("--steps", type=int, default=4000, help="training steps per run (default 4000)")
-    la.add_argument("--minutes", type=float, help="wall-clock budget per run")
-    la.add_argument("--hidden", type=int, help="hidden units (default 128)")
-    la.add_argument("--batch", type=int, help="batch size (default 50)")
-    la.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    la.add_argument("--eval-every", type=int, help="steps between test evaluations (default 250)")
+    la.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
+    la.add_argument("--steps", type=flags.ranged(">=1"), default=4000, help="training steps per run (default 4000)")
+    la.add_argument("--minutes", type=flags.ranged(">0", float), help="wall-clock budget per run")
+    la.add_argument("--hidden", type=flags.ranged(">=1"), help="hidden units (default 128)")
+    la.add_argument("--batch", type=flags.ranged(">=1"), help="batch size (default 50)")
+    la.add_argument("--lr", type=flags.ranged(">0", float), help="Adam learning rate (default 1e-3)")
+    la.add_argument("--eval-every", type=flags.ranged(">=1"), help="steps between test evaluations (default 250)")
     la.add_argument("--out", help="lab directory (an existing one is continued)")
 
 

@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
@@ -34,6 +35,9 @@ SOLVED = 0.04  # an adding-problem answer within 0.04 of the sum counts as solve
 @dataclass
 class LabConfig(TrainConfig):
     """One lab run; the loop's fields are TrainConfig's, set here to the protocol's values."""
+
+    RULES: ClassVar[dict[str, str]] = {"T": ">=1", "hidden": ">=1", "batch": ">=1", "test_size": ">=1", "blocks": ">=1",
+                                       "heads": ">=1"}  # fmt: skip
 
     lr: float = 1e-3  # Adam, constant: min_lr = lr and no warm-up
     min_lr: float = 1e-3
@@ -126,9 +130,9 @@ def run_one(cfg: LabConfig, run: Path) -> list[dict]:
         _, meta = checkpoint.load(last)
         done = meta["step"] >= (cfg.steps or math.inf)
     if not done:
-        run.mkdir(parents=True, exist_ok=True)
-        runs.write_config(run, "lab", cfg)
-        train(MemoryTask(cfg), cfg, run, resume=last.exists(), progress=False, echo=lambda s: None)
+        with runs.writing(run, created=not last.exists()):
+            runs.write_config(run, "lab", cfg)
+            train(MemoryTask(cfg), cfg, run, resume=last.exists(), progress=False, echo=lambda s: None)
     return [r for r in read_metrics(run) if "val_loss" in r]
 
 

@@ -22,31 +22,35 @@ def add_parser(sub, common) -> None:
     sm.add_argument("run")
     sm.add_argument("--checkpoint", choices=runs.CHECKPOINTS, default="best")
     sm.add_argument("--prompt", default="")
-    sm.add_argument("--length", type=int, default=500, help="tokens to generate")
-    sm.add_argument("--temperature", type=float, default=0.8)
+    sm.add_argument("--length", type=flags.ranged(">=1"), default=500, help="tokens to generate")
+    sm.add_argument("--temperature", type=float, default=0.8)  # checked, NaN too, by generate
     sm.add_argument("--top-k", type=int)
     sm.add_argument("--top-p", type=float)
     sm.add_argument("--greedy", action="store_true")
-    sm.add_argument("--num-samples", type=int, default=1)
+    sm.add_argument("--num-samples", type=flags.ranged(">=1"), default=1)
     sm.add_argument("--seed", type=int, help="same seed, same text (sample i uses seed + i)")
     sm.add_argument("--stop", help=r"stop before this string (\n and \t are understood)")
     bn = lm_sub.add_parser("bench", parents=[common],
                            help="train the default model, then compare with xz and an n-gram (README)")  # fmt: skip
     bn.add_argument("data", nargs="?", default="pydoc")
-    bn.add_argument("--minutes", type=float, default=10.0, help="training budget (default 10)")
+    bn.add_argument("--minutes", type=flags.ranged(">0", float), default=10.0, help="training budget (default 10)")
     bn.add_argument("--out", help="run directory to create")
-    bn.add_argument("--throughput-steps", type=int, default=20, help="steps per round of the loop-overhead check")
+    bn.add_argument(
+        "--throughput-steps", type=flags.ranged(">=0"), default=20, help="steps per round of the loop-overhead check"
+    )
     flags.add_config_flags(bn, LMConfig, skip=("data", "minutes"))
     cp = lm_sub.add_parser("compare", parents=[common],
                            help="LSTM, GRU and Transformer at comparable size: bpc against CPU minutes")  # fmt: skip
     cp.add_argument("data", nargs="?", default="pydoc")
-    cp.add_argument("--minutes", type=float, default=10.0, help="training budget per model (default 10)")
+    cp.add_argument(
+        "--minutes", type=flags.ranged(">0", float), default=10.0, help="training budget per model (default 10)"
+    )
     cp.add_argument("--models", type=flags.comma_list(MODELS), default=["lstm", "gru", "transformer"])
     cp.add_argument("--out", help="comparison folder (an existing one is continued)")
     sp = lm_sub.add_parser(
         "speed", parents=[common], help="per-token generation time and state memory against position"
     )
-    sp.add_argument("--positions", type=int, default=4096)
+    sp.add_argument("--positions", type=flags.ranged(">=1"), default=4096)
     sp.add_argument("--out", help="folder for speed.csv and speed.png")
     ev = lm_sub.add_parser("eval", parents=[common], help="bits per character of a text under a run's model")
     ev.add_argument("run")

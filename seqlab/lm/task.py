@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
@@ -30,6 +31,11 @@ from ..train import STOPPED, Task, TrainConfig, train
 @dataclass
 class LMConfig(TrainConfig):
     """A language-model run; saved as config.json. The training loop's fields are in TrainConfig."""
+
+    RULES: ClassVar[dict[str, str]] = {"vocab_size": ">=1", "val_fraction": "(0,1)", "embed": ">=1", "hidden": ">=1",
+                                       "layers": ">=1", "dropout": "[0,1)", "heads": ">=1", "batch": ">=1",
+                                       "seq_len": ">=1", "eval_tokens": ">=1", "sample_length": ">=0",
+                                       "sample_temperature": ">0"}  # fmt: skip
 
     data: str = "pydoc"  # a file, a directory, or a built-in corpus: pydoc | stdlib
     glob: str = "**/*"  # which files of a directory
@@ -138,28 +144,34 @@ def train_lm(
     """Train a language model in a new run directory, or continue the run ``resume`` exactly where it stopped."""
     if resume:
         run = Path(resume)
-        cfg, _ = runs.resume_config(run, "lm", LMConfig, cfg, check_steps=True)  # the schedule (steps) is the run's own
-        tokenizer = load_tokenizer(run / "tokenizer.json")
-        tokens = TokenFile.load(run)
-        model = model_from(cfg, tokenizer.vocab_size)
+        cfg, _ = runs.resume_config(run, "lm", LMConfig, cfg, check_steps=True)  # the schedule is the run's own
     else:
         check_model(cfg)
         source = open_source(cfg.data, cfg.glob, cfg.encoding_errors)
         run = runs.create(out, "lm", cfg.model)
-        echo(f"run: {run}")
-        tokenizer = train_tokenizer(cfg.tokenizer, source.documents, cfg.vocab_size)
-        tokenizer.save(run / "tokenizer.json")
-        tokens = encode_corpus(source, tokenizer, run, cfg.val_fraction)
-        corpus = {"source": source.name, "sha256": source.sha256(), "tokens": tokens.n, "val_chars": tokens.val_chars}
-        runs.write_config(run, "lm", cfg, corpus=corpus, vocab_size=tokenizer.vocab_size)
-        echo(
-            f"corpus {source.name}: {tokens.n:,} tokens ({tokenizer.kind}, vocabulary {tokenizer.vocab_size}), "
-            f"sha256 {corpus['sha256'][:16]}"
-        )
-        torch.manual_seed(cfg.seed)
+    with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
+        if resume:
+            tokenizer, tokens = load_tokenizer(run / "tokenizer.json"), TokenFile.load(run)
+        else:
+            echo(f"run: {run}")
+            tokenizer = train_tokenizer(cfg.tokenizer, source.documents, cfg.vocab_size)
+            tokenizer.save(run / "tokenizer.json")
+            tokens = encode_corpus(source, tokenizer, run, cfg.val_fraction)
+            corpus = {
+                "source": source.name,
+                "sha256": source.sha256(),
+                "tokens": tokens.n,
+                "val_chars": tokens.val_chars,
+            }
+            runs.write_config(run, "lm", cfg, corpus=corpus, vocab_size=tokenizer.vocab_size)
+            echo(
+                f"corpus {source.name}: {tokens.n:,} tokens ({tokenizer.kind}, vocabulary {tokenizer.vocab_size}), "
+                f"sha256 {corpus['sha256'][:16]}"
+            )
+            torch.manual_seed(cfg.seed)
         model = model_from(cfg, tokenizer.vocab_size)
-    task = LMTask(model, tokenizer, tokens, cfg)
-    result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
+        task = LMTask(model, tokenizer, tokens, cfg)
+        result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
     why = STOPPED[result["stopped"]]
     echo(
         f"stopped at step {result['step']} ({why}): validation {result['val_bpc']:.3f} bits per "
@@ -204,7 +216,7 @@ def generate(
     top_p, then draw (or take the most likely with greedy). Same seed, same text. ``stop`` ends the stream before
     the first occurrence of that string. An empty prompt starts from a newline when the vocabulary has one.
     """
-    if temperature <= 0:
+    if not temperature > 0:  # NaN too
         raise ValueError(f"temperature must be positive, got {temperature} (use greedy for the most likely token)")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
