@@ -66,3 +66,30 @@ def test_lower_floors_never_import_higher_ones():
             if floor(target) > floor(parts):
                 upward.append(f"{'/'.join(parts)} imports {'.'.join(target)}")
     assert not upward, upward
+
+
+def test_the_import_graph_has_no_cycle():
+    modules = {path.relative_to(PACKAGE).with_suffix("").parts: path for path in PACKAGE.rglob("*.py")}
+    modules = {(p[:-1] if p[-1] == "__init__" else p): path for p, path in modules.items()}
+
+    def module_of(target: tuple[str, ...]) -> tuple[str, ...] | None:
+        while target and target not in modules:  # an imported name: its module is the prefix that is a file
+            target = target[:-1]
+        return target or None
+
+    graph = {m: {module_of(t) for t in imports_of(path)} - {None, m} for m, path in modules.items() if m}
+    done, path = set(), []
+
+    def visit(m):
+        if m in path:
+            raise AssertionError("import cycle: " + " -> ".join(".".join(x) for x in [*path[path.index(m) :], m]))
+        if m in done:
+            return
+        path.append(m)
+        for n in graph.get(m, ()):
+            visit(n)
+        path.pop()
+        done.add(m)
+
+    for m in graph:
+        visit(m)
