@@ -32,6 +32,13 @@ from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
 
 BACKENDS = ("auto", "fused", "bptt", "reference")
 State = tuple[Tensor, ...]
+Weights = tuple[Tensor, Tensor, Tensor | None, Tensor | None]  # w_ih, w_hh, b_ih, b_hh of one layer-direction
+
+
+class ShapeError(RuntimeError, ValueError):
+    """A wrong feature size, state shape or sequence length. torch.nn raises RuntimeError for these, with the wording
+    our messages start with; seqlab raised ValueError, which its CLI turns into one line. This is both, so code
+    written for torch.nn (``except RuntimeError``) and ours (``except ValueError``) catch it."""
 
 
 class Recurrent(nn.Module):
@@ -67,6 +74,10 @@ class Recurrent(nn.Module):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        # torch.nn's wording. It checks bias and batch_first only, and takes bidirectional="False" as True; we refuse.
+        for arg, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name}: {arg} should be of type bool, got: {type(value).__name__}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
         if backend not in BACKENDS:
@@ -105,21 +116,26 @@ class Recurrent(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def _weights(self, layer: int, reverse: bool) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    def _weights(self, layer: int, reverse: bool) -> Weights:
+        """Read through the attribute, never self._parameters: a parametrization (weight_norm, spectral_norm,
+        register_parametrization) or the legacy hook-based weight_norm replaces the parameter by a computed weight
+        there. Each read recomputes it (and steps spectral_norm's power iteration in training), so forward reads
+        each weight once, as torch.nn does. Without a parametrization it is a dict lookup (Module.__getattr__)."""
         suffix = f"l{layer}{'_reverse' if reverse else ''}"
-        get = self._parameters.get
-        return (
-            get(f"weight_ih_{suffix}"),
-            get(f"weight_hh_{suffix}"),
-            get(f"bias_ih_{suffix}"),
-            get(f"bias_hh_{suffix}"),
-        )
+        w_ih, w_hh = getattr(self, f"weight_ih_{suffix}"), getattr(self, f"weight_hh_{suffix}")
+        if not self.bias:
+            return w_ih, w_hh, None, None
+        return w_ih, w_hh, getattr(self, f"bias_ih_{suffix}"), getattr(self, f"bias_hh_{suffix}")
+
+    def _stack_weights(self) -> list[Weights]:
+        """Every layer-direction's weights, k = layer·D + direction, read once."""
+        D = 2 if self.bidirectional else 1
+        return [self._weights(k // D, k % D == 1) for k in range(self.num_layers * D)]
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
         """As torch.nn: per layer-direction, [weight_ih, weight_hh(, bias_ih, bias_hh)]."""
-        D = 2 if self.bidirectional else 1
-        return [[w for w in self._weights(k // D, k % D == 1) if w is not None] for k in range(self.num_layers * D)]
+        return [[w for w in ws if w is not None] for ws in self._stack_weights()]
 
     def flatten_parameters(self) -> None:
         """Accepted for drop-in compatibility. On CPU it does nothing in torch.nn either; on GPU cuDNN then copies
@@ -165,7 +181,7 @@ class Recurrent(nn.Module):
     def effective_backend(self) -> str:
         """The backend a call made here and now runs on (``auto`` resolved): it depends on the parameters'
         device and dtype, and on whether autograd records (torch.is_grad_enabled() and trainable parameters)."""
-        p = self.weight_hh_l0
+        p = next(self.parameters())  # not weight_hh_l0: reading a parametrized weight can step its state
         grad = torch.is_grad_enabled() and any(q.requires_grad for q in self.parameters())
         return self._resolve_backend(p.device, p.dtype, grad)
 
@@ -196,6 +212,7 @@ class Recurrent(nn.Module):
             row's length, and the final state at each row's own last step in the layout of hx.
         """
         name = type(self).__name__
+        weights = self._stack_weights()
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -203,12 +220,12 @@ class Recurrent(nn.Module):
             x, lengths = pad_packed_sequence(input)  # (T, B, I) in the caller's row order
             batched = True
         else:
-            x, batched = self._check_input(input)
+            x, batched = self._check_input(input, weights[0][0])
         T, B, _ = x.shape
         state = self._check_hx(hx, x, batched)
         if lengths is not None:
             lengths = self._check_lengths(lengths, T, B, batched)
-        out, state = self._run(x, state, lengths)
+        out, state = self._run(x, state, lengths, weights)
         if packed:
             order = input.sorted_indices
             out = out if order is None else out.index_select(1, order)
@@ -221,23 +238,30 @@ class Recurrent(nn.Module):
             out = out.transpose(0, 1)
         return out, (state if self.n_states == 2 else state[0])
 
-    def _check_input(self, input) -> tuple[Tensor, bool]:
+    # torch.nn.RNN says "got 4D tensor instead", LSTM and GRU "got 4D instead"; each of ours repeats its own.
+    _dim_noun = ""
+
+    def _check_input(self, input, w: Tensor) -> tuple[Tensor, bool]:
+        """Each message starts with torch.nn's wording for the same mistake and raises the same type (ShapeError
+        is a RuntimeError), then says it our way. ``w`` is weight_ih_l0, already read."""
         name = type(self).__name__
         layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if not isinstance(input, Tensor):
             raise ValueError(f"{name}: input must be a tensor or a PackedSequence, got {type(input).__name__}")
+        shape = tuple(input.shape)
         if input.dim() not in (2, 3):
             raise ValueError(
-                f"{name}: input must be 3-D {layout} or unbatched 2-D (T, input_size), got shape {tuple(input.shape)}"
+                f"{name}: Expected input to be 2D or 3D, got {input.dim()}D{self._dim_noun} instead; "
+                f"input must be 3-D {layout} or unbatched 2-D (T, input_size), got shape {shape}"
             )
         if not input.is_floating_point():
             raise ValueError(f"{name}: input must be a floating-point tensor, got {input.dtype}")
         if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: input must have input_size={self.input_size} features in its last dimension, "
-                f"got shape {tuple(input.shape)}"
+            raise ShapeError(
+                f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                f"got {input.shape[-1]}; input must have input_size={self.input_size} features in its last "
+                f"dimension, got shape {shape}"
             )
-        w = self.weight_ih_l0
         if input.dtype != w.dtype or input.device != w.device:
             raise ValueError(
                 f"{name}: input is {input.dtype} on {input.device} but the parameters are {w.dtype} on {w.device}"
@@ -246,7 +270,9 @@ class Recurrent(nn.Module):
         x = input if not batched or not self.batch_first else input.transpose(0, 1)
         x = x if batched else x.unsqueeze(1)
         if x.shape[0] == 0:
-            raise ValueError(f"{name}: input has no time steps (shape {tuple(input.shape)})")
+            raise ShapeError(
+                f"{name}: Expected sequence length to be larger than 0 in RNN; input has no time steps (shape {shape})"
+            )
         return x, batched
 
     def _check_hx(self, hx, x: Tensor, batched: bool) -> State:
@@ -257,14 +283,29 @@ class Recurrent(nn.Module):
         if hx is None:
             zeros = x.new_zeros(LD, B, self.hidden_size)
             return (zeros,) * self.n_states
-        parts = hx if self.n_states == 2 else (hx,)
-        if self.n_states == 2 and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+        lstm = self.n_states == 2
+        parts = hx if lstm else (hx,)
+        if lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise ValueError(f"{name}: hx must be a pair (h0, c0) of shape {want}")
-        for label, h in zip(("hx", "cx") if self.n_states == 2 else ("hx",), parts, strict=True):
-            if not isinstance(h, Tensor) or tuple(h.shape) != want:
-                got = tuple(h.shape) if isinstance(h, Tensor) else type(h).__name__
-                raise ValueError(
-                    f"{name}: {label} must have shape {want} (num_layers·directions, batch, hidden), got {got}"
+        for label, h in zip(("hx", "cx") if lstm else ("hx",), parts, strict=True):
+            if not isinstance(h, Tensor):
+                raise ValueError(f"{name}: {label} must be a tensor of shape {want}, got {type(h).__name__}")
+        dims = [h.dim() for h in parts]
+        if any(d != len(want) for d in dims):  # torch.nn's wording first
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            got = f"({', '.join(f'{d}-D' for d in dims)}) tensors" if lstm else f"{dims[0]}-D tensor"
+            raise ShapeError(
+                f"{name}: For {kind} input, {'hx and cx' if lstm else 'hx'} should also be {len(want)}-D but got "
+                f"{got}; hx must have shape {want} (num_layers·directions, batch, hidden)"
+            )
+        for i, (label, h) in enumerate(zip(("hx", "cx") if lstm else ("hx",), parts, strict=True)):
+            if tuple(h.shape) != want:
+                # torch.nn compares after adding the batch dimension of an unbatched call, so it prints that.
+                full = list(h.shape) if batched else list(h.unsqueeze(1).shape)
+                what = f"hidden[{i}]" if lstm else "hidden"
+                raise ShapeError(
+                    f"{name}: Expected {what} size {(LD, B, self.hidden_size)}, got {full}; "
+                    f"{label} must have shape {want} (num_layers·directions, batch, hidden), got {tuple(h.shape)}"
                 )
             if h.dtype != x.dtype or h.device != x.device:
                 raise ValueError(f"{name}: {label} is {h.dtype} on {h.device} but input is {x.dtype} on {x.device}")
@@ -287,15 +328,16 @@ class Recurrent(nn.Module):
         return lengths
 
     # ----------------------------------------------------------------------------------------------- the stack
-    def _run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
-        """x (T, B, I) time-major, state tuple of (L·D, B, H) -> output (T, B, D·H), final state tuple."""
+    def _run(self, x: Tensor, state: State, lengths: Tensor | None, weights: list[Weights]) -> tuple[Tensor, State]:
+        """x (T, B, I) time-major, state tuple of (L·D, B, H), weights per layer-direction -> output (T, B, D·H),
+        final state tuple."""
         T, B, _ = x.shape
         backend = self._resolve_backend(x.device, x.dtype, self._needs_grad(x))
         if lengths is not None and bool((lengths == T).all()):
             lengths = None
         if backend == "fused" and lengths is None:
-            weights = [w for ws in self.all_weights for w in ws]
-            return self._vendor(x, state, weights, self.num_layers, self.dropout, self.bidirectional)
+            flat = [w for ws in weights for w in ws if w is not None]
+            return self._vendor(x, state, flat, self.num_layers, self.dropout, self.bidirectional)
 
         order = None
         if lengths is not None:
@@ -325,9 +367,7 @@ class Recurrent(nn.Module):
                 reverse = direction == 1
                 xin = self._reverse(x, lengths) if reverse else x
                 slot = self._slot(layer, reverse, lengths, order, T) if backend == "bptt" else None
-                y, s = self._layer(
-                    backend, xin, tuple(st[k] for st in state), layer, reverse, lengths, batch_sizes, slot
-                )
+                y, s = self._layer(backend, xin, tuple(st[k] for st in state), weights[k], lengths, batch_sizes, slot)
                 outs.append(self._reverse(y, lengths) if reverse else y)
                 for f, si in zip(finals, s, strict=True):
                     f.append(si)
@@ -354,18 +394,17 @@ class Recurrent(nn.Module):
         idx = torch.where(t < lengths, lengths - 1 - t, t).to(x.device)  # (T, B)
         return x.gather(0, idx.unsqueeze(2).expand_as(x))
 
-    def _layer(self, backend, x, state, layer, reverse, lengths, batch_sizes, slot) -> tuple[Tensor, State]:
+    def _layer(self, backend, x, state, weights: Weights, lengths, batch_sizes, slot) -> tuple[Tensor, State]:
         """One layer-direction over x (T', B, I) with rows sorted longest first when lengths are given."""
-        w_ih, w_hh, b_ih, b_hh = self._weights(layer, reverse)
+        w_ih, w_hh, b_ih, b_hh = weights
         if backend == "reference":
-            weights = (w_ih, w_hh, b_ih, b_hh)
             return reference.run(self._reference_cell(), x, state, weights, lengths)
         if backend == "fused":
-            return self._fused_segments(x, state, [w for w in (w_ih, w_hh, b_ih, b_hh) if w is not None], batch_sizes)
-        Tx, B, _ = x.shape
-        x2 = x.reshape(Tx * B, -1)
+            return self._fused_segments(x, state, [w for w in weights if w is not None], batch_sizes)
+        Tx, B, I = x.shape
+        x2 = x.reshape(Tx * B, I)  # not (-1): a batch of 0 rows has no size to infer
         xw = torch.mm(x2, w_ih.t()) if b_ih is None else torch.addmm(self._input_bias(b_ih, b_hh), x2, w_ih.t())
-        return self._bptt(xw.view(Tx, B, -1), state, w_hh, b_hh, batch_sizes, slot)
+        return self._bptt(xw.view(Tx, B, xw.shape[1]), state, w_hh, b_hh, batch_sizes, slot)
 
     def _fused_segments(self, x: Tensor, state: State, weights: list[Tensor], batch_sizes) -> tuple[Tensor, State]:
         """The vendor kernel once per stretch of steps over which the active rows stay the same, carrying the
@@ -429,16 +468,34 @@ class LSTM(Recurrent):
     Extra keywords: ``backend``, and ``forget_bias`` — when given, the forget gate's total bias starts at this
     value (bias_ih's f block set to it, bias_hh's to 0). 1.0 is the usual choice (Gers et al. 2000; Jozefowicz et
     al. 2015): the cell starts out keeping its memory, so gradients reach further back.
-    ``proj_size`` is not supported and is refused.
+    ``proj_size`` other than 0 is not supported and is refused. The positional order is torch.nn.LSTM's.
     """
 
     gates, n_states = 4, 2
 
-    def __init__(self, *args, proj_size: int = 0, forget_bias: float | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+        forget_bias: float | None = None,
+    ) -> None:
         if proj_size:
             raise ValueError("LSTM: proj_size is not supported by seqlab; use torch.nn.LSTM for projected LSTMs")
         self.forget_bias = forget_bias
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
+            backend=backend,
+        )  # fmt: skip
         if forget_bias is not None and not self.bias:
             raise ValueError("LSTM: forget_bias needs bias=True")
 
@@ -473,9 +530,33 @@ class LSTM(Recurrent):
 
 
 class GRU(Recurrent):
-    """Drop-in torch.nn.GRU (see the module docstring); the equations are in seqlab/cells/gru.py."""
+    """Drop-in torch.nn.GRU (see the module docstring); the equations are in seqlab/cells/gru.py.
+
+    The positional order is torch.nn.GRU's; ``proj_size`` is refused with torch.nn's error."""
 
     gates, n_states = 3, 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+        proj_size: int | None = None,
+    ) -> None:
+        if proj_size is not None:  # torch.nn refuses the keyword whatever its value
+            raise ValueError("GRU: proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
+            backend=backend,
+        )  # fmt: skip
 
     def _input_bias(self, b_ih, b_hh):
         H = self.hidden_size
@@ -497,16 +578,41 @@ class GRU(Recurrent):
 class RNN(Recurrent):
     """Drop-in torch.nn.RNN (see the module docstring); the equations are in seqlab/cells/rnn.py.
 
-    ``nonlinearity`` is 'tanh' (default) or 'relu', as in torch.nn.RNN.
+    ``nonlinearity`` is 'tanh' (default) or 'relu', and comes fourth, as in torch.nn.RNN: RNN(2, 3, 1, 'relu').
+    ``proj_size`` is refused with torch.nn's error.
     """
 
     gates, n_states = 1, 1
+    _dim_noun = " tensor"
 
-    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+        proj_size: int | None = None,
+    ) -> None:
+        if proj_size is not None:  # torch.nn refuses the keyword whatever its value
+            raise ValueError("RNN: proj_size argument is only supported for LSTM, not RNN or GRU")
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(
+                f"RNN: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'. "
+                f"(nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r})"
+            )
         self.nonlinearity = nonlinearity
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
+            backend=backend,
+        )  # fmt: skip
 
     def _bptt(self, xw, state, w_hh, b_hh, bs, slot):
         h, h_n = RNNFunction.apply(xw, state[0], w_hh, self.nonlinearity == "relu", bs, slot)
