@@ -34,7 +34,7 @@ from .runs import save_figure, write_text
 
 STOPPED = {"steps": "end of the schedule", "minutes": "time budget spent", "patience": "no better validation"}
 """What each value of the ``stopped`` that ``train`` returns means, for the tasks' closing lines."""
-ESTIMATE_STEPS = 10  # with --minutes and no --steps, the schedule's length is set from this many timed steps
+ESTIMATE_STEPS = 10  # with --minutes and no --steps, the schedule's length is first set from this many timed steps
 
 
 class TrainingError(RuntimeError):
@@ -203,6 +203,7 @@ class Log:
         except ImportError:
             pass
         self.bar = tqdm(disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
+        pyplot()  # import matplotlib now (~1 s), not inside the first evaluation, whose time sizes the last one
         self.say = self.bar.write if progress else echo
         self.last_plot, self.plot_stale = -math.inf, False
 
@@ -240,6 +241,8 @@ class Log:
         if self.plot_stale:
             self.plot()
         self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def pyplot():
@@ -360,23 +363,28 @@ def train(
 ) -> dict:
     """Train ``task.model`` until ``cfg.steps`` (the schedule's end) or ``cfg.minutes`` of wall clock.
 
-    ``cfg.minutes`` counts wall clock, evaluations included; ``train_s`` in each evaluation record counts only the
+    ``cfg.minutes`` counts wall clock, setting up and evaluations included, and is spent: without ``cfg.steps`` the
+    schedule's end is re-estimated as steps are timed (Pace). ``train_s`` in each evaluation record counts only the
     training steps. Returns the last evaluation's metrics with "step", "stopped" ('steps', 'minutes' or
     'patience') and "best" (the best evaluation's metrics, the one in best.safetensors).
     """
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give --steps or --minutes (or both)")
+    deadline = None if cfg.minutes is None else time.monotonic() + 60 * cfg.minutes  # setting up counts too
     model, optimizer = task.model, make_optimizer(task.model, cfg)
     run.mkdir(parents=True, exist_ok=True)
     log = Log(run, task.loss_name, progress, echo)
     p = restore_progress(task, optimizer, run, log) if resume else Progress(horizon=cfg.steps)
+    if cfg.steps is None:  # a budget, not a schedule: each session's minutes set where its cosine ends (Pace)
+        p.horizon = None
     log.bar.reset(total=p.horizon)
     log.bar.update(p.step)
-    deadline = None if cfg.minutes is None else time.monotonic() + 60 * cfg.minutes
     model.train()
-    with stop_signals() as asked:
-        result, stopped = loop(task, optimizer, cfg, p, run, log, deadline, asked)
-    log.close()
+    try:
+        with stop_signals() as asked:
+            result, stopped = loop(task, optimizer, cfg, p, run, log, deadline, asked)
+    finally:  # the curve, the bar and TensorBoard are closed however the loop ended
+        log.close()
     return {**result, "stopped": stopped, "best": p.best_result}
 
 
@@ -384,14 +392,14 @@ def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: L
          asked: list[int]) -> tuple[dict, str]:  # fmt: skip
     """The steps, until the schedule, the budget, patience or a stop signal ends them; returns the last evaluation
     and why it stopped."""
-    window, session = Window(), (time.monotonic(), p.step)
+    window, pace = Window(), Pace(p.step)
     result, stopped, non_finite, evaluated_at = {}, "steps", 0, None
-    while p.horizon is None or p.step < p.horizon:
+    budget = cfg.steps is None  # only the deadline ends it; past an estimated horizon the rate stays at min_lr
+    while budget or p.step < p.horizon:
         if asked:  # Ctrl-C or SIGTERM: the step in flight has finished; keep it
             save(run / "checkpoints" / "last.safetensors", task, optimizer, p, result)
-            log.close()
             raise Interrupted(run, p.step)
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline is not None and time.monotonic() + pace.last_eval_s >= deadline:  # the final evaluation fits
             stopped = "minutes"
             break
         t0 = time.monotonic()
@@ -405,9 +413,8 @@ def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: L
         log.bar.update(1)
         window.add(loss, time.monotonic() - t0)
         p.train_s += time.monotonic() - t0
-        if p.horizon is None and p.step - session[1] >= ESTIMATE_STEPS:
-            per_step = (time.monotonic() - session[0]) / ESTIMATE_STEPS
-            p.horizon = p.step + max(1, int((deadline - time.monotonic()) / per_step))
+        if cfg.steps is None and deadline is not None and pace.due(p.step, cfg.log_every):
+            p.horizon = pace.horizon(p.step, deadline)
             log.bar.total = p.horizon
             log.bar.refresh()
         if p.step % cfg.log_every == 0:
@@ -415,13 +422,46 @@ def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: L
             log.write(record)
             log.bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}")
         if p.step % cfg.eval_every == 0:
+            t_eval = time.monotonic()
             result, evaluated_at = evaluate(task, optimizer, p, run, log), p.step
+            pace.evaluated(time.monotonic() - t_eval)
             if cfg.patience is not None and p.stale >= cfg.patience:
                 stopped = "patience"
                 break
     if evaluated_at != p.step:
         result = evaluate(task, optimizer, p, run, log)
     return result, stopped
+
+
+class Pace:
+    """With --minutes and no --steps: where the schedule ends, so that the budget is spent, not guessed once.
+
+    The first estimate comes after ESTIMATE_STEPS steps of this session; then it is re-estimated at every log step
+    from the pace since then (the first steps, slower while memory is allocated, no longer count), wall clock
+    evaluations included. The cosine thus ends at the deadline, and the last evaluation is kept inside it."""
+
+    def __init__(self, step: int):
+        self.start, self.t_start = step, time.monotonic()
+        self.ref: tuple[int, float] | None = None  # (step, time) after the first ESTIMATE_STEPS steps
+        self.last_eval_s = 0.0  # what the final evaluation should take: the quickest so far (the first one also
+        # pays one-time costs, such as importing matplotlib for loss.png)
+
+    def evaluated(self, seconds: float) -> None:
+        self.last_eval_s = min(self.last_eval_s, seconds) if self.last_eval_s else seconds
+
+    def due(self, step: int, every: int) -> bool:
+        if self.ref is None:
+            return step - self.start >= ESTIMATE_STEPS
+        return step % every == 0 and step - self.ref[0] >= ESTIMATE_STEPS
+
+    def horizon(self, step: int, deadline: float) -> int:
+        now = time.monotonic()
+        if self.ref is None:
+            per_step = (now - self.t_start) / (step - self.start)
+            self.ref = (step, now)
+        else:
+            per_step = (now - self.ref[1]) / (step - self.ref[0])
+        return step + max(1, int((deadline - now) / per_step))
 
 
 class Window:
