@@ -124,29 +124,56 @@ def read_series(path: str | Path, time_column: str | None = None, id_column: str
     path = data_file(path)
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        numpy_file(path)
-        try:
-            data = np.load(path, allow_pickle=False)
-            if isinstance(data, np.ndarray):
-                y, cov = data, None
-            else:
-                with data:
-                    if "y" not in data.files:
-                        raise DataError(f"{path}: no array y (arrays: {', '.join(data.files)})")
-                    y = data["y"]
-                    cov = data["covariates"] if "covariates" in data.files else None
-        except ValueError as e:
-            if isinstance(e, DataError):
-                raise
-            raise DataError(f"{path}: not a NumPy file without pickled objects ({e})") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            raise DataError(f"{path}: not a readable NumPy file ({e})") from None
-        return series_set(y, cov, str(path))
+        return _read_numpy(path)
     if suffix not in (".csv", ".tsv"):
         raise DataError(f"{path}: unknown format {suffix or '(no suffix)'}; expected .csv, .tsv, .npy, .npz")
+    rows = _read_rows(path, "\t" if suffix == ".tsv" else ",", time_column, id_column, targets, covariates)
+    values, lines, when, groups, n_targets, has_covariates = rows
+    times = read_times(when, lines, path) if time_column is not None else None
+    nan = [math.nan] * len(values[0])
+    ys, ks, labels = [], [], []
+    for sid, index in groups.items():
+        if times is None:
+            steps = [(i, str(n)) for n, i in enumerate(index)]
+        else:
+            index = time_order(index, times, when, lines, f"series {sid!r} of {path}")
+            steps = _with_gaps(index, times, when, f"series {sid!r} of {path}", fill_gaps)
+        table = np.array([values[i] if i is not None else nan for i, _ in steps], np.float32).reshape(len(steps), -1)
+        ys.append(np.ascontiguousarray(table[:, :n_targets]))
+        ks.append(np.ascontiguousarray(table[:, n_targets:]))
+        labels.append([label for _, label in steps])
+    return check(SeriesSet(ys, ks if has_covariates else None, list(groups), labels, str(path)))
+
+
+def _read_numpy(path: Path) -> SeriesSet:
+    """.npy (T,) or (T, C); .npz with y (and covariates): one series or (n, T, C)."""
+    numpy_file(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            y, cov = data, None
+        else:
+            with data:
+                if "y" not in data.files:
+                    raise DataError(f"{path}: no array y (arrays: {', '.join(data.files)})")
+                y = data["y"]
+                cov = data["covariates"] if "covariates" in data.files else None
+    except ValueError as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a NumPy file without pickled objects ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable NumPy file ({e})") from None
+    return series_set(y, cov, str(path))
+
+
+def _read_rows(path: Path, delimiter: str, time_column: str | None, id_column: str | None, targets: str | None,
+               covariates: str | None):  # fmt: skip
+    """The CSV's rows in file order: per row its numbers (targets, then covariates), line number and time label;
+    the row indices of each series (in order of appearance); how many targets; whether there are covariates."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f, delimiter="\t" if suffix == ".tsv" else ",")
+            reader = csv.reader(f, delimiter=delimiter)
             header = [h.strip() for h in next(reader, [])]
             rows = [(reader.line_num, r) for r in reader if r]
     except UnicodeDecodeError as e:
@@ -187,20 +214,7 @@ def read_series(path: str | Path, time_column: str | None = None, id_column: str
         when.append(row[ti].strip() if ti is not None else "")
     if not groups:
         raise DataError(f"{path}: no rows")
-    times = read_times(when, lines, path) if ti is not None else None
-    nan = [math.nan] * (len(yi) + len(ki))
-    ys, ks, labels = [], [], []
-    for sid, index in groups.items():
-        if times is None:
-            steps = [(i, str(n)) for n, i in enumerate(index)]
-        else:
-            index = time_order(index, times, when, lines, f"series {sid!r} of {path}")
-            steps = _with_gaps(index, times, when, f"series {sid!r} of {path}", fill_gaps)
-        table = np.array([values[i] if i is not None else nan for i, _ in steps], np.float32).reshape(len(steps), -1)
-        ys.append(np.ascontiguousarray(table[:, : len(yi)]))
-        ks.append(np.ascontiguousarray(table[:, len(yi) :]))
-        labels.append([label for _, label in steps])
-    return check(SeriesSet(ys, ks if ki else None, list(groups), labels, str(path)))
+    return values, lines, when, groups, len(yi), bool(ki)
 
 
 def _with_gaps(index: list[int], times: Times, when: list[str], where: str, fill: bool) -> list[tuple[int | None, str]]:
