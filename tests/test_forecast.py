@@ -154,6 +154,12 @@ def test_cli_train_eval_predict_with_several_series_in_one_csv(tmp_path, capsys)
     assert main(["forecast", "eval", str(run), str(path), "--plot", str(tmp_path / "p.png")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"model", "seasonal_naive"} and (tmp_path / "p.png").is_file()
+    assert main(["forecast", "eval", str(run), str(path), "--folds", "2"]) == 0  # rolling origin, the last = the tail
+    rolling = json.loads(capsys.readouterr().out)
+    assert len(rolling["folds"]) == 2 and rolling["folds"][-1]["model"] == result["model"]
+    assert rolling["model"]["mase"] == pytest.approx(np.mean([f["model"]["mase"] for f in rolling["folds"]]))
+    assert main(["forecast", "eval", str(run), str(path), "--folds", "40"]) == 2
+    assert "before the first of 40 folds" in capsys.readouterr().err
     out = tmp_path / "f.csv"
     assert main(["forecast", "predict", str(run), str(path), "--out", str(out)]) == 0
     with open(out) as f:

@@ -52,3 +52,46 @@ def load_series(name: str) -> np.ndarray:
     except ImportError:
         raise DataError("these series ship with statsmodels and pmdarima: pip install 'seqlab[forecast]'") from None
     raise DataError(f"unknown series {name!r}; expected one of {', '.join(SERIES)}")
+
+
+# name: (season m, horizon H, what it is)
+COLLECTIONS = {
+    "m1-yearly": (1, 6, "the M1 competition's 181 yearly series (aeon ships the Monash .tsf), 15-58 steps"),
+}
+
+
+def read_tsf(path) -> list[np.ndarray]:
+    """The series of a Monash forecasting archive .tsf file (header lines start with # or @, then one series a line:
+    name:start:v1,v2,...), as float64 arrays; missing values ('?') are refused."""
+    out = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        body = False
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.lower() == "@data":
+                body = True
+                continue
+            if not body:
+                continue
+            values = line.rsplit(":", 1)[-1].split(",")
+            if "?" in values:
+                raise DataError(f"line {n} of {path}: missing values, which these benchmarks do not expect")
+            out.append(np.array(values, dtype=np.float64))
+    if not out:
+        raise DataError(f"{path}: no series after @data")
+    return out
+
+
+def load_collection(name: str) -> list[np.ndarray]:
+    """One of COLLECTIONS as a list of float64 (T_i,) arrays, from the package that ships it (no download)."""
+    if name not in COLLECTIONS:
+        raise DataError(f"unknown collection {name!r}; expected one of {', '.join(COLLECTIONS)}")
+    try:
+        import aeon
+    except ImportError:
+        raise DataError("the M1 collection ships with aeon: pip install 'seqlab[aeon]'") from None
+    from pathlib import Path
+
+    return read_tsf(Path(aeon.__file__).parent / "datasets" / "data" / "m1_yearly_dataset" / "m1_yearly_dataset.tsf")

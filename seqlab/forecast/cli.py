@@ -31,12 +31,17 @@ def add_parser(sub, common) -> None:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", choices=runs.CHECKPOINTS, default="best")
     e = f_sub.add_parser(
-        "eval", parents=[common], help="MAE, RMSE, sMAPE and MASE on each series' last --horizon steps"
+        "eval",
+        parents=[common],
+        help="MAE, RMSE, sMAPE, MASE and OWA on each series' last --horizon steps (or --folds rolling origins)",
     )
     e.add_argument("run")
     e.add_argument("data")
     e.add_argument("--plot", help="PNG to write: history, forecast, truth and seasonal naive")
     e.add_argument("--checkpoint", choices=runs.CHECKPOINTS, default="best")
+    e.add_argument("--folds", type=flags.ranged(">=1"), default=1,
+                   help="rolling origins H apart, the last at the test tail (default 1: the test tail alone; the "
+                   "earlier folds lie in the run's training data unless DATA is newer)")  # fmt: skip
     others = tuple(fl.name for fl in dataclasses.fields(ForecastConfig) if fl.name not in COLUMNS)
     for q in (p, e):
         flags.add_config_flags(
@@ -44,9 +49,22 @@ def add_parser(sub, common) -> None:
         )  # only the column names: a file may be laid out differently
         q.set_defaults(column_flags=COLUMNS)
     b = f_sub.add_parser("bench", parents=[common],
-                         help="statsmodels/pmdarima series: MASE beside seasonal naive, SARIMA and ETS")  # fmt: skip
+                         help="rolling origin on M1 yearly and three single series: seqlab beside seasonal naive, "
+                         "Naive2, Comb, AutoETS, AutoARIMA, AutoTheta")  # fmt: skip
     b.add_argument("--out", help="benchmark folder (an existing one is continued)")
     b.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
+    b.add_argument("--folds", type=flags.ranged(">=1"), default=3, help="rolling origins, one horizon apart")
+    b.add_argument(
+        "--data",
+        type=flags.comma_list(("m1-yearly", "airpassengers", "co2", "sunspots")),
+        help="comma-separated data sets (default all)",
+    )
+    b.add_argument(
+        "--models",
+        type=flags.comma_list(("esrnn", "lstm")),
+        default=["esrnn"],
+        help="seqlab models to train (default esrnn; lstm runs on the single series only)",
+    )
 
 
 def run(args) -> None:
@@ -73,7 +91,7 @@ def evaluate(args) -> None:
 
     plot = runs.refuse_existing(args.plot, force=None, flag="--plot") if args.plot else None
     cfg = run_config(args)
-    result = evaluate(args.run, data=load_data(args.data, cfg), which=args.checkpoint, plot=plot)
+    result = evaluate(args.run, data=load_data(args.data, cfg), which=args.checkpoint, plot=plot, folds=args.folds)
     print(json.dumps(result, indent=1))
 
 
@@ -81,15 +99,16 @@ def predict(args) -> None:
     from .task import predict, write_forecasts
 
     out = runs.refuse_existing(args.out, args.force)
-    data, mu, sigma = predict(args.run, args.data, args.checkpoint, run_config(args))
-    write_forecasts(out, data, mu, sigma)
-    print(f"{len(data.ids)} forecasts of {mu.shape[1]} steps written to {out}")
+    data, fc = predict(args.run, args.data, args.checkpoint, run_config(args))
+    write_forecasts(out, data, fc)
+    print(f"{len(data.ids)} forecasts of {fc.mean.shape[1]} steps written to {out}")
 
 
 def bench(args) -> None:
     from . import bench
 
     out = Path(args.out) if args.out else runs.default_dir("forecast-bench")
-    rows = bench.run(out, args.seeds, echo=lambda s: print(s, flush=True))
-    print(bench.table(rows))
-    print(f"written to {out}: table.md, results.csv, one run directory per series and seed")
+    rows = bench.run(out, args.seeds, args.data, echo=lambda s: print(s, flush=True), folds=args.folds,
+                     models=tuple(args.models))  # fmt: skip
+    print(bench.table(rows, args.folds, args.seeds))
+    print(f"written to {out}: table.md, results.csv, one run directory per data set, model, fold and seed")

@@ -2,12 +2,20 @@
 
     cfg = ForecastConfig(data="sales.csv", time_column="month", horizon=12, season=12)
     model, run = train_forecaster(cfg)
-    metrics = evaluate(run, "sales.csv")        # MAE, RMSE, sMAPE, MASE on the test tail, beside seasonal naive
+    metrics = evaluate(run, "sales.csv")        # MAE, RMSE, sMAPE, MASE, OWA on the test tail, beside seasonal naive
+    metrics = evaluate(run, "newer.csv", folds=3)   # three rolling origins, one horizon apart
 
 Per series, the last ``horizon`` steps are the test tail and the ``horizon`` before them the validation tail; the
-model trains on windows of ``context + horizon`` steps drawn from the rest. Every window is scaled by its own
-context's mean and standard deviation (see ``normalize``), so series of any level share one model and a trend carries
-past the levels seen in training; nothing from a tail informs its own forecast.
+model trains on the rest. Two kinds of model:
+- window models (rnn | lstm | gru | transformer, models/forecaster.py) train on windows of ``context + horizon``
+  steps. Every window is scaled by its own context's mean and standard deviation (see ``normalize``), so series of
+  any level share one model and a trend carries past the levels seen in training; nothing from a tail informs its
+  own forecast.
+- ``esrnn`` (models/esrnn.py, Smyl 2020) reads whole series: per-series Holt-Winters level and season, learned with
+  the global recurrent network, quantiles by the pinball loss. One positive target channel, no covariates; a series
+  with a zero or negative value is refused (no silent shift).
+``ensemble`` K > 1 holds K such models, seeds seed..seed+K-1, in one run directory and one checkpoint (see
+models.forecaster.Ensemble); forecasts are their median, and the scores list each member's MASE (the spread).
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ from .. import runs
 from ..data.errors import DataError
 from ..data.timeseries import SeriesSet, check, fill_missing, read_series, window_starts
 from ..models.backbone import BACKBONES, check_heads
-from ..models.forecaster import OUTPUTS, Forecaster
+from ..models.esrnn import CELLS, ESRNN, pinball
+from ..models.forecaster import OUTPUTS, Ensemble, Forecaster, members
 from ..train import STOPPED, Task, TrainConfig, pyplot, train
+from .metrics import naive2, owa, scores, seasonal_naive
 
 Z = {0.8: 1.2816, 0.95: 1.9600}  # two-sided normal quantiles of the plotted intervals
 FLAT_STD = 1e-6  # a context whose standard deviation is below this is flat: centred, not divided by ~0
@@ -37,7 +47,8 @@ class ForecastConfig(TrainConfig):
     """A forecasting run; saved as config.json. The loop's fields are TrainConfig's."""
 
     RULES: ClassVar[dict[str, str]] = {"context": ">=1", "horizon": ">=1", "season": ">=1", "hidden": ">=1",
-                                       "layers": ">=1", "heads": ">=1", "dropout": "[0,1)", "batch": ">=1"}  # fmt: skip
+                                       "layers": ">=1", "heads": ">=1", "dropout": "[0,1)", "batch": ">=1",
+                                       "ensemble": ">=1"}  # fmt: skip
 
     data: str = ""
     time_column: str | None = None  # CSV: labels for plots and output (rows stay in file order)
@@ -52,7 +63,10 @@ class ForecastConfig(TrainConfig):
     output: str = "direct"  # direct (all H at once: no compounding errors, no exposure bias) | autoregressive
     scheduled_sampling: float = 0.0  # autoregressive: final probability of feeding back its own forecast in training
     gaussian: bool = False  # also predict a standard deviation (Gaussian likelihood) and draw intervals
-    model: str = "lstm"  # rnn | lstm | gru | transformer
+    model: str = "lstm"  # rnn | lstm | gru | transformer (a window model) | esrnn (Smyl's hybrid, see models/esrnn.py)
+    cell: str = "lstm"  # esrnn: its recurrent network, lstm | gru
+    quantiles: str = "0.1,0.5,0.9"  # esrnn: the quantiles its pinball loss fits; 0.5 is the point forecast
+    ensemble: int = 1  # K members (seeds seed..seed+K-1) trained side by side in this run, combined by the median
     hidden: int = 64
     layers: int = 2
     heads: int = 4  # transformer only
@@ -66,9 +80,29 @@ class ForecastConfig(TrainConfig):
     patience: int | None = 10  # evaluations without a lower validation loss
 
 
+MODELS = (*BACKBONES, "esrnn")
+
+
+def quantile_levels(cfg: ForecastConfig) -> tuple[float, ...]:
+    """--quantiles as sorted floats, refused unless each lies in (0, 1) and 0.5 (the point forecast) is one."""
+    try:
+        q = tuple(sorted({float(v) for v in cfg.quantiles.split(",") if v.strip()}))
+    except ValueError:
+        q = ()
+    if not q or not all(0 < v < 1 for v in q) or 0.5 not in q:
+        raise ValueError(f"--quantiles must be comma-separated levels in (0, 1) including 0.5; got {cfg.quantiles!r}")
+    return q
+
+
 def check_config(cfg: ForecastConfig) -> None:
-    if cfg.model not in BACKBONES:
-        raise ValueError(f"model must be one of {', '.join(BACKBONES)}; got {cfg.model!r}")
+    if cfg.model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {cfg.model!r}")
+    if cfg.model == "esrnn":
+        if cfg.cell not in CELLS:
+            raise ValueError(f"--cell must be one of {', '.join(CELLS)} (esrnn's recurrent network); got {cfg.cell!r}")
+        if cfg.output != "direct" or cfg.gaussian:
+            raise ValueError("esrnn forecasts all H steps at once as quantiles: drop --output and --gaussian")
+        quantile_levels(cfg)
     check_heads(cfg.model, cfg.hidden, cfg.heads)
     if cfg.output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {cfg.output!r}")
@@ -81,9 +115,24 @@ def check_config(cfg: ForecastConfig) -> None:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
 
 
-def model_from(cfg: ForecastConfig, channels: int, covariates: int) -> Forecaster:
-    return Forecaster(channels, covariates, cfg.horizon, cfg.model, cfg.hidden, cfg.layers, cfg.output,
-                      cfg.gaussian, cfg.dropout, cfg.heads, cfg.backend)  # fmt: skip
+def model_from(cfg: ForecastConfig, channels: int, covariates: int, series: int = 1) -> Forecaster | ESRNN | Ensemble:
+    """The run's model; with --ensemble K, K of them, member k initialised from seed + k (member 0 is the model a
+    run without --ensemble gets, and its checkpoint keys are the plain model's)."""
+
+    def one():
+        if cfg.model == "esrnn":
+            return ESRNN(series, cfg.horizon, cfg.season, cfg.context, cfg.cell, cfg.hidden, cfg.layers, cfg.dropout,
+                         quantile_levels(cfg), cfg.backend)  # fmt: skip
+        return Forecaster(channels, covariates, cfg.horizon, cfg.model, cfg.hidden, cfg.layers, cfg.output,
+                          cfg.gaussian, cfg.dropout, cfg.heads, cfg.backend)  # fmt: skip
+
+    if cfg.ensemble == 1:
+        return one()
+    nets = []
+    for k in range(cfg.ensemble):
+        torch.manual_seed(cfg.seed + k)
+        nets.append(one())
+    return Ensemble(nets)
 
 
 def load_data(path: str, cfg: ForecastConfig) -> SeriesSet:
@@ -119,44 +168,60 @@ def history_at(data: SeriesSet, i: int, end: int, cfg: ForecastConfig) -> np.nda
     return np.concatenate([hist, future]).astype(np.float32)
 
 
+@dataclass
+class Forecasts:
+    """Forecasts at some origins, in the data's units: the point forecast (n, H, C) (an ensemble's median), an
+    interval (lo, hi, each (n, H, C), and its level in %) or None, and each member's point forecast."""
+
+    mean: np.ndarray
+    lo: np.ndarray | None
+    hi: np.ndarray | None
+    level: int
+    members: list[np.ndarray]
+
+
 @torch.no_grad()
-def forecast(model: Forecaster, data: SeriesSet, ends: list[int], cfg: ForecastConfig):
-    """Forecasts (n, H, C) in the data's units for each series i from step ends[i] on, and sigma (n, H, C) or None."""
+def window_forecast(model: Forecaster, data: SeriesSet, ends: list[int], cfg: ForecastConfig):
+    """A window model's forecasts (n, H, C) from steps ends[i] on, and its 80% interval (lo, hi) or None."""
     model.eval()
     C, L = data.channels, cfg.context
     windows = torch.from_numpy(np.stack([history_at(data, i, e, cfg) for i, e in enumerate(ends)]))
     z, mean, std = normalize(windows, L)
     mu, log_std = model(z[:, :L], z[:, L:, C:] if data.n_covariates else None)
     out = (mu * std[..., :C] + mean[..., :C]).double().numpy()
-    sigma = None if log_std is None else (log_std.exp() * std[..., :C]).double().numpy()
-    return out, sigma
+    if log_std is None:
+        return out, None
+    sigma = (log_std.exp() * std[..., :C]).double().numpy()
+    return out, (out - Z[0.8] * sigma, out + Z[0.8] * sigma)
 
 
-# ------------------------------------------------------------------------------------------------ metrics
-def seasonal_naive(history: np.ndarray, horizon: int, m: int) -> np.ndarray:
-    """y_hat(T + h) = y(T + h - m * ceil(h / m)): the last season repeated (m = 1: the last value)."""
-    m = min(m, len(history))
-    last = history[-m:]
-    return np.stack([last[(h % m)] for h in range(horizon)])
+@torch.no_grad()
+def quantile_forecast(model: ESRNN, data: SeriesSet, ends: list[int]) -> np.ndarray:
+    """ES-RNN's quantile forecasts (n, H, 1, Q) from steps ends[i] on: series i is the model's series i."""
+    model.eval()
+    y = np.ones((len(ends), max(ends)), np.float32)
+    for i, e in enumerate(ends):
+        y[i, :e] = data.targets[i][:e, 0]
+    q = model.forecast(torch.from_numpy(y), torch.tensor(ends), torch.arange(len(ends)))  # (n, H, Q)
+    return q.double().numpy()[:, :, None, :]
 
 
-def scores(truth: np.ndarray, pred: np.ndarray, insample: list[np.ndarray], m: int) -> dict[str, float]:
-    """MAE, RMSE, sMAPE (%) and MASE over series, steps and channels. MASE divides each series' MAE by the
-    in-sample MAE of its seasonal-naive forecast (Hyndman & Koehler 2006): below 1 beats seasonal naive there."""
-    err = pred - truth  # (n, H, C)
-    denom = np.abs(truth) + np.abs(pred)
-    smape = np.where(denom > 0, 200 * np.abs(err) / np.where(denom > 0, denom, 1), 0.0)
-    mase = []
-    for i, hist in enumerate(insample):
-        lag = min(m, len(hist) - 1)
-        scale = np.abs(hist[lag:] - hist[:-lag]).mean(0) if lag >= 1 else np.ones(hist.shape[1])
-        mase.append((np.abs(err[i]).mean(0) / np.where(scale > 0, scale, 1.0)).mean())
-    return {
-        "mae": float(np.abs(err).mean()),
-        "rmse": float(np.sqrt((err**2).mean())),
-        "smape": float(smape.mean()),
-        "mase": float(np.mean(mase)),
-    }
+def forecast(model, data: SeriesSet, ends: list[int], cfg: ForecastConfig) -> Forecasts:
+    """Every member's forecasts from steps ends[i] on, combined by the median (point forecast and interval ends)."""
+    means, los, his, level = [], [], [], 80
+    for net in members(model):
+        if cfg.model == "esrnn":
+            q, levels = quantile_forecast(net, data, ends), quantile_levels(cfg)
+            mu, band = q[..., levels.index(0.5)], (q[..., 0], q[..., -1]) if len(levels) > 1 else None
+            level = round(100 * (levels[-1] - levels[0]))
+        else:
+            mu, band = window_forecast(net, data, ends, cfg)
+        means.append(mu)
+        if band is not None:
+            los.append(band[0])
+            his.append(band[1])
+    median = lambda xs: np.median(np.stack(xs), 0) if xs else None  # noqa: E731
+    return Forecasts(median(means), median(los), median(his), level, means)
 
 
 # ------------------------------------------------------------------------------------------------ the task
@@ -201,18 +266,23 @@ class ForecastTask(Task):
         return F.gaussian_nll_loss(mean, y, (2 * log_std).exp(), full=True)
 
     def loss(self, window: torch.Tensor) -> torch.Tensor:
-        """window (B, L + H, C + K) in the data's units; the loss is in the context-normalised units."""
+        """window (B, L + H, C + K) in the data's units; the loss is in the context-normalised units (an
+        ensemble's: the sum of its members')."""
         C, L = self.data.channels, self.cfg.context
         z, _, _ = normalize(window, L)
-        if self.cfg.output == "autoregressive":
-            mean, log_std = self.model.teacher_forced(z, L, self.feed_back(self.step))
-            return self._loss(mean, log_std, z[:, 1:, :C])
-        mean, log_std = self.model(z[:, :L], z[:, L:, C:] if self.data.n_covariates else None)
-        return self._loss(mean, log_std, z[:, L:, :C])
+        total = 0.0
+        for net in members(self.model):
+            if self.cfg.output == "autoregressive":
+                mean, log_std = net.teacher_forced(z, L, self.feed_back(self.step))
+                total = total + self._loss(mean, log_std, z[:, 1:, :C])
+            else:
+                mean, log_std = net(z[:, :L], z[:, L:, C:] if self.data.n_covariates else None)
+                total = total + self._loss(mean, log_std, z[:, L:, :C])
+        return total
 
     def evaluate(self) -> dict[str, float]:
         H, L, C = self.cfg.horizon, self.cfg.context, self.data.channels
-        mu, _ = forecast(self.model, self.data, self.train_ends, self.cfg)
+        mu = forecast(self.model, self.data, self.train_ends, self.cfg).mean
         truth = np.stack([t[e : e + H] for t, e in zip(self.data.targets, self.train_ends, strict=True)])
         insample = [t[:e] for t, e in zip(self.data.targets, self.train_ends, strict=True)]
         s = scores(truth, mu, insample, self.cfg.season)
@@ -224,6 +294,94 @@ class ForecastTask(Task):
 
     def report(self, step: int) -> str:
         return f"validation MASE {self.last['mase']:.3f}, sMAPE {self.last['smape']:.2f}%"
+
+
+def check_esrnn_data(data: SeriesSet, cfg: ForecastConfig) -> None:
+    """ES-RNN reads one positive target channel: refuse anything else with one line (no silent shift; see README)."""
+    if data.channels != 1 or data.n_covariates:
+        raise DataError(f"{data.source}: esrnn forecasts one target channel without covariates; this data has "
+                        f"{data.channels} channels and {data.n_covariates} covariates (use --model lstm)")  # fmt: skip
+    for i, t in enumerate(data.targets):
+        bad = np.flatnonzero(~(t[:, 0] > 0))
+        if len(bad):
+            raise DataError(f"{data.name(i)}: value {t[bad[0], 0]:g} at step {bad[0]}; esrnn's multiplicative "
+                            "Holt-Winters needs positive values (shift the series, or use --model lstm)")  # fmt: skip
+
+
+class ESRNNTask(Task):
+    """ES-RNN on whole series: each step takes a batch of series (a pure function of the step), runs the smoothing
+    and the network over each training part, and fits every origin in it at once (models/esrnn.py); validation is
+    the forecast from the end of each training part."""
+
+    loss_name = "pinball loss of log(y / (level x season))"
+
+    def __init__(self, model, data: SeriesSet, cfg: ForecastConfig):
+        check_esrnn_data(data, cfg)
+        self.model, self.data, self.cfg = model, data, cfg
+        H, m = cfg.horizon, cfg.season
+        self.train_ends = [len(s) - 2 * H for s in data.targets]
+        for i, e in enumerate(self.train_ends):
+            if e < m + 1:
+                raise DataError(f"{data.name(i)}: {len(data.targets[i])} steps is too short for esrnn with season {m} "
+                                f"and horizon {H}: needs at least {m + 1 + 2 * H} (one season and a step to train "
+                                f"on, then validation and test tails of {H})")  # fmt: skip
+        y = np.ones((len(data.targets), max(self.train_ends)), np.float32)
+        for i, e in enumerate(self.train_ends):
+            y[i, :e] = data.targets[i][:e, 0]
+        self.y, self.lengths = torch.from_numpy(y), torch.tensor(self.train_ends)
+        self.quantiles = quantile_levels(cfg)
+        self.tokens_per_step = min(cfg.batch, len(y)) * y.shape[1]
+        self.last: dict = {}
+
+    def batch(self, step: int) -> torch.Tensor:
+        """The ids of min(batch, N) distinct series."""
+        rng = np.random.default_rng([self.cfg.seed, step])
+        n = len(self.train_ends)
+        return torch.from_numpy(np.sort(rng.choice(n, min(self.cfg.batch, n), replace=False)))
+
+    def loss(self, ids: torch.Tensor) -> torch.Tensor:
+        y, lengths = self.y[ids], self.lengths[ids]
+        y = y[:, : int(lengths.max())]
+        total = 0.0
+        for net in members(self.model):
+            out, log_l, log_season = net(y, lengths, ids)
+            target, known = net.targets(y, lengths, log_l, log_season)
+            total = total + pinball(out, target, known, self.quantiles)
+        return total
+
+    def evaluate(self) -> dict[str, float]:
+        H = self.cfg.horizon
+        truth = np.stack([t[e : e + H] for t, e in zip(self.data.targets, self.train_ends, strict=True)])
+        val_loss = 0.0
+        for net in members(self.model):  # the training loss's units at the validation origin
+            q = quantile_forecast(net, self.data, self.train_ends)  # (n, H, 1, Q)
+            diff = np.log(truth)[..., None] - np.log(q)
+            levels = np.array(self.quantiles)
+            val_loss += float(np.maximum(levels * diff, (levels - 1) * diff).mean())
+        mu = forecast(self.model, self.data, self.train_ends, self.cfg).mean
+        insample = [t[:e] for t, e in zip(self.data.targets, self.train_ends, strict=True)]
+        self.last = s = scores(truth, mu, insample, self.cfg.season)
+        return {"val_loss": val_loss, "val_mae": s["mae"], "val_mase": s["mase"], "val_smape": s["smape"]}
+
+    def report(self, step: int) -> str:
+        return f"validation MASE {self.last['mase']:.3f}, sMAPE {self.last['smape']:.2f}%"
+
+
+def check_series(data: SeriesSet, cfg: ForecastConfig) -> None:
+    """What no model can learn from: a constant series (zero scale, and MASE's scale is zero), and a horizon longer
+    than the history it would be forecast from."""
+    for i, t in enumerate(data.targets):
+        finite = t[np.isfinite(t).all(1)]
+        if len(finite) and (finite.max(0) == finite.min(0)).all():
+            raise DataError(f"{data.name(i)}: constant series (every value {finite[0, 0]:g}); nothing to forecast, "
+                            "and MASE's scale would be zero")  # fmt: skip
+        if cfg.horizon >= len(t) - cfg.horizon:
+            raise DataError(f"{data.name(i)}: {len(t)} steps is too short for horizon {cfg.horizon}: the history "
+                            f"before the test tail ({len(t) - cfg.horizon} steps) must be longer")  # fmt: skip
+
+
+def task_for(model, data: SeriesSet, cfg: ForecastConfig) -> Task:
+    return ESRNNTask(model, data, cfg) if cfg.model == "esrnn" else ForecastTask(model, data, cfg)
 
 
 # ------------------------------------------------------------------------------------------------ runs
@@ -254,16 +412,22 @@ def train_forecaster(
                 raise ValueError("give the series to train on (a file)")
             data = load_data(cfg.data, cfg)
         data = fill_missing(check(data), cfg.missing)
+    if not resume:
+        check_series(data, cfg)
     torch.manual_seed(cfg.seed)
-    model = model_from(cfg, data.channels, data.n_covariates)
-    task = ForecastTask(model, data, cfg)  # checks the lengths before anything is written
+    model = model_from(cfg, data.channels, data.n_covariates, len(data.targets))
+    task = task_for(model, data, cfg)  # checks the lengths before anything is written
     run = Path(resume) if resume else runs.create(out, "forecast", cfg.model)
     with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
         if not resume:
             data_sha256 = runs.file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None
             runs.write_config(run, "forecast", cfg, channels=data.channels, covariates=data.n_covariates,
                               series=len(data.targets), data_sha256=data_sha256)  # fmt: skip
-            windows = f"{len(task.starts):,} training windows of {cfg.context} + {cfg.horizon} steps"
+            windows = (f"{len(task.starts):,} training windows of {cfg.context} + {cfg.horizon} steps"
+                       if cfg.model != "esrnn" else f"every origin of each training part (window {cfg.context}, "
+                       f"horizon {cfg.horizon})")  # fmt: skip
+            if cfg.ensemble > 1:
+                windows += f"; an ensemble of {cfg.ensemble} (seeds {cfg.seed}..{cfg.seed + cfg.ensemble - 1})"
             echo(f"run: {run}\n{len(data.targets)} series, {data.channels} target channels, {data.n_covariates} "
                  f"covariates, {windows}")  # fmt: skip
         result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
@@ -274,50 +438,87 @@ def train_forecaster(
     echo(f"stopped at step {result['step']} ({STOPPED[result['stopped']]}); best at step {result['best']['step']}. "
          f"Test tail: MASE {m['mase']:.3f} (seasonal naive {naive['mase']:.3f}), sMAPE {m['smape']:.2f}% "
          f"({naive['smape']:.2f}%); run written to {run}")  # fmt: skip
+    if "member_mase" in m:
+        spread = m["member_mase"]
+        echo(f"ensemble of {len(spread)}: median forecast MASE {m['mase']:.3f}; members {min(spread):.3f}-"
+             f"{max(spread):.3f} (std {np.std(spread):.3f})")  # fmt: skip
     return model, run
 
 
 def load(run: str | Path, which: str = "best") -> tuple[Forecaster, ForecastConfig, dict]:
     got = runs.load(run, "forecast", ForecastConfig,
-                    lambda cfg, saved: model_from(cfg, saved["channels"], saved["covariates"]), which)  # fmt: skip
+                    lambda cfg, saved: model_from(cfg, saved["channels"], saved["covariates"], saved.get("series", 1)),
+                    which)  # fmt: skip
     return got.model, got.cfg, got.saved
 
 
 def evaluate(run: str | Path, path: str | Path | None = None, data: SeriesSet | None = None, which: str = "best",
-             plot: Path | None = None) -> dict:  # fmt: skip
-    """Scores on the test tail (the last H steps of each series), the model beside seasonal naive in the same call."""
+             plot: Path | None = None, folds: int = 1) -> dict:  # fmt: skip
+    """Scores on rolling origins, the model beside seasonal naive in the same call. ``folds`` = 1: the test tail (the
+    last H steps of each series), the single holdout training kept out. ``folds`` = F: F origins H apart, the last
+    at the test tail; each fold forecasts its H steps from everything before its origin, with the same trained
+    model (so the earlier folds lie in the data the run trained or early-stopped on, unless ``data`` is newer).
+
+    Returns {"model": scores, "seasonal_naive": scores} (and "coverage_<level>" with intervals), each score dict with
+    MAE, RMSE, sMAPE, MASE and OWA (against Naive2 on the same origins); with F > 1 these are means over the folds,
+    and "folds" lists each fold's."""
+    if folds < 1:
+        raise ValueError(f"--folds must be at least 1, got {folds}")
     model, cfg, saved = load(run, which)
     data = fill_missing(check(data if data is not None else load_data(str(path), cfg), saved["channels"],
                               saved["covariates"]), cfg.missing)  # fmt: skip
+    if cfg.model == "esrnn":
+        check_esrnn_data(data, cfg)
+        if len(data.targets) != saved.get("series", 1):
+            raise DataError(f"{data.source}: {len(data.targets)} series; the esrnn run learned the smoothing of "
+                            f"{saved.get('series', 1)}, matched by position")  # fmt: skip
     H = cfg.horizon
     for i, t in enumerate(data.targets):
-        if len(t) < H + 2:
-            raise DataError(f"{data.name(i)}: {len(t)} steps; evaluation needs more than the horizon ({H}) + 1")
-    ends = [len(t) - H for t in data.targets]
-    for i, e in enumerate(ends):
+        e = len(t) - folds * H
         if e <= cfg.season:  # seasonal naive and MASE's scale need one season of history and one step more
-            raise DataError(f"{data.name(i)}: {e} steps before the test tail, not more than one season "
-                            f"({cfg.season}); seasonal naive and MASE need more")  # fmt: skip
-    mu, sigma = forecast(model, data, ends, cfg)
-    truth = np.stack([t[e:] for t, e in zip(data.targets, ends, strict=True)])
-    insample = [t[:e] for t, e in zip(data.targets, ends, strict=True)]
-    naive = np.stack([seasonal_naive(h, H, cfg.season) for h in insample])
-    result = {
-        "model": scores(truth, mu, insample, cfg.season),
-        "seasonal_naive": scores(truth, naive, insample, cfg.season),
-    }
-    if sigma is not None:
-        inside = np.abs(truth - mu) <= Z[0.8] * sigma
-        result["coverage_80"] = float(inside.mean())
-    if plot is not None:
-        plot_forecasts(plot, data, ends, mu, sigma, naive, cfg)
+            raise DataError(f"{data.name(i)}: {e} steps before the first of {folds} folds of {H}, not more than one "
+                            f"season ({cfg.season}); seasonal naive and MASE need more (fewer --folds)")  # fmt: skip
+    results = []
+    for k in range(folds):
+        ends = [len(t) - (folds - k) * H for t in data.targets]
+        fc = forecast(model, data, ends, cfg)
+        results.append(fold_scores(data, ends, fc, cfg))
+        if plot is not None and k == folds - 1:
+            naive = np.stack([seasonal_naive(t[:e], H, cfg.season) for t, e in zip(data.targets, ends, strict=True)])
+            plot_forecasts(plot, data, ends, fc, naive, cfg)
+    if folds == 1:
+        return results[0]
+    mean = {k: {m: float(np.mean([r[k][m] for r in results])) for m in results[0][k]}
+            for k in results[0] if isinstance(results[0][k], dict)}  # fmt: skip
+    extra = {k: float(np.mean([r[k] for r in results])) for k in results[0] if k.startswith("coverage")}
+    return {**mean, **extra, "folds": results}
+
+
+def fold_scores(data: SeriesSet, ends: list[int], fc: Forecasts, cfg: ForecastConfig) -> dict:
+    """One origin per series: the model's and seasonal naive's scores with OWA against Naive2, and the coverage of
+    the model's interval where it has one."""
+    H, m = cfg.horizon, cfg.season
+    truth = np.stack([t[e : e + H] for t, e in zip(data.targets, ends, strict=True)]).astype(np.float64)
+    insample = [t[:e].astype(np.float64) for t, e in zip(data.targets, ends, strict=True)]
+    naive = np.stack([seasonal_naive(h, H, m) for h in insample])
+    n2 = np.stack([np.stack([naive2(h[:, c], H, m) for c in range(h.shape[1])], 1) for h in insample])
+    base = scores(truth, n2, insample, m)
+    result = {}
+    for name, pred in (("model", fc.mean), ("seasonal_naive", naive)):
+        s = scores(truth, pred, insample, m)
+        result[name] = {**s, "owa": owa(s, base)}
+    if len(fc.members) > 1:  # an ensemble: each member's MASE, for the spread
+        result["model"]["member_mase"] = [scores(truth, mu, insample, m)["mase"] for mu in fc.members]
+    if fc.lo is not None:
+        result[f"coverage_{fc.level}"] = float(((truth >= fc.lo) & (truth <= fc.hi)).mean())
     return result
 
 
 def predict(run: str | Path, path: str | Path, which: str = "best", cfg: ForecastConfig | None = None):
-    """Forecasts (n, H, C) of the H steps after each series' last observed target, sigma or None, and the data.
-    With covariates, the file's last H rows per series are the future: their covariates are read and their target
-    cells may be empty. ``cfg`` overrides the run's column names for a file laid out differently."""
+    """Forecasts of the H steps after each series' last observed target (a Forecasts: point forecast (n, H, C),
+    interval or None), and the data. With covariates, the file's last H rows per series are the future: their
+    covariates are read and their target cells may be empty. ``cfg`` overrides the run's column names for a file
+    laid out differently."""
     model, run_cfg, saved = load(run, which)
     cfg = cfg or run_cfg
     data = check(load_data(str(path), cfg), saved["channels"], saved["covariates"])
@@ -331,52 +532,58 @@ def predict(run: str | Path, path: str | Path, which: str = "best", cfg: Forecas
     else:
         data = fill_missing(data, cfg.missing)
         ends = [len(t) for t in data.targets]
-    mu, sigma = forecast(model, data, ends, cfg)
-    return data, mu, sigma
+    if cfg.model == "esrnn":
+        check_esrnn_data(data, cfg)
+        if len(data.targets) != saved.get("series", 1):
+            raise DataError(f"{data.source}: {len(data.targets)} series; the esrnn run learned the smoothing of "
+                            f"{saved.get('series', 1)}, matched by position")  # fmt: skip
+    fc = forecast(model, data, ends, cfg)
+    if not np.isfinite(fc.mean).all():
+        raise ValueError(f"{run}: the model's forecasts are not finite; nothing written")
+    return data, fc
 
 
-def write_forecasts(path: Path, data: SeriesSet, mu: np.ndarray, sigma: np.ndarray | None) -> None:
-    """CSV: id, step (1..H), one column per target channel (and its 80% interval with a Gaussian head)."""
+def write_forecasts(path: Path, data: SeriesSet, fc: Forecasts) -> None:
+    """CSV: id, step (1..H), one column per target channel (and its interval, e.g. y0_lo80, y0_hi80)."""
+    mu = fc.mean
     C = mu.shape[2]
     with runs.atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         head = ["id", "step", *[f"y{c}" for c in range(C)]]
-        if sigma is not None:
-            head += [f"y{c}_{side}80" for c in range(C) for side in ("lo", "hi")]
+        if fc.lo is not None:
+            head += [f"y{c}_{side}{fc.level}" for c in range(C) for side in ("lo", "hi")]
         w.writerow(head)
         for i, sid in enumerate(data.ids):
             for h in range(mu.shape[1]):
                 row = [sid, h + 1, *[f"{v:.6g}" for v in mu[i, h]]]
-                if sigma is not None:
+                if fc.lo is not None:
                     for c in range(C):
-                        row += [
-                            f"{mu[i, h, c] - Z[0.8] * sigma[i, h, c]:.6g}",
-                            f"{mu[i, h, c] + Z[0.8] * sigma[i, h, c]:.6g}",
-                        ]
+                        row += [f"{fc.lo[i, h, c]:.6g}", f"{fc.hi[i, h, c]:.6g}"]
                 w.writerow(row)
 
 
-def plot_forecasts(path: Path, data: SeriesSet, ends: list[int], mu: np.ndarray, sigma: np.ndarray | None,
-                   naive: np.ndarray | None, cfg: ForecastConfig, series: int = 4) -> None:  # fmt: skip
-    """History (the last 4 contexts), forecast, truth (and seasonal naive, intervals) for up to 4 series, channel 0."""
+def plot_forecasts(path: Path, data: SeriesSet, ends: list[int], fc: Forecasts, naive: np.ndarray | None,
+                   cfg: ForecastConfig, series: int = 4) -> None:  # fmt: skip
+    """History (the last 4 contexts), forecast, truth (and seasonal naive, interval) for up to 4 series, channel 0."""
     plt = pyplot()
     if plt is None:
         return
     n = min(series, len(data.targets))
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.8 * n), squeeze=False)
+    mu = fc.mean
     H = mu.shape[1]
     for i, ax in enumerate(axes[:, 0]):
         e, t = ends[i], data.targets[i][:, 0]
         lo = max(0, e - 4 * cfg.context)
         ax.plot(range(lo, min(len(t), e + H)), t[lo : e + H], color="black", lw=1, label="history and truth")
         xs = range(e, e + H)
-        ax.plot(xs, mu[i, :, 0], color="tab:red", lw=1.6, label=f"forecast ({cfg.model}, {cfg.output})")
+        what = cfg.model if cfg.model == "esrnn" else f"{cfg.model}, {cfg.output}"
+        ax.plot(xs, mu[i, :, 0], color="tab:red", lw=1.6, label=f"forecast ({what})")
         if naive is not None:
             ax.plot(xs, naive[i, :, 0], color="tab:gray", ls="--", lw=1, label=f"seasonal naive (m={cfg.season})")
-        if sigma is not None:
-            for q, alpha in ((0.95, 0.15), (0.8, 0.3)):
-                ax.fill_between(xs, mu[i, :, 0] - Z[q] * sigma[i, :, 0], mu[i, :, 0] + Z[q] * sigma[i, :, 0],
-                                color="tab:red", alpha=alpha, lw=0, label=f"{q:.0%} interval")  # fmt: skip
+        if fc.lo is not None:
+            ax.fill_between(xs, fc.lo[i, :, 0], fc.hi[i, :, 0], color="tab:red", alpha=0.25, lw=0,
+                            label=f"{fc.level}% interval")  # fmt: skip
         ax.axvline(e - 0.5, color="gray", lw=0.8)
         ax.set_title(data.name(i), fontsize=9)
         ax.grid(alpha=0.3)

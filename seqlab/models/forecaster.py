@@ -96,3 +96,18 @@ class Forecaster(nn.Module):
             h, seq, state = continue_from(self.backbone, seq, step, state)
             outs.append(self.head(self.drop(h)))
         return self.split(torch.cat(outs, 1))
+
+
+class Ensemble(nn.Module):
+    """K forecasting models of one kind held in one run: trained side by side (the task's loss is the sum of the
+    members' losses, so each member's gradient is its own; they share the batches and the clipping of the total
+    gradient norm), and combined by the median of their forecasts. State-dict keys: ``members.<k>.<the model's>``."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(nets)
+
+
+def members(model: nn.Module) -> list[nn.Module]:
+    """The models whose forecasts are combined: an Ensemble's members, or the model itself."""
+    return list(model.members) if isinstance(model, Ensemble) else [model]
