@@ -38,7 +38,7 @@ bench-classify: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[aeon]'
 	$(BIN)/seqlab classify bench --out runs/classify-bench-$(shell date +%Y%m%d-%H%M%S)
 
-# airpassengers (pmdarima), co2 and sunspots (statsmodels) beside seasonal naive, SARIMA and ETS; 3 seeds.
+# M1 yearly (aeon) and airpassengers, co2, sunspots: rolling origin beside statsforecast; 3 seeds (~25-30 min).
 bench-forecast: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[forecast]'
 	$(BIN)/seqlab forecast bench --out runs/forecast-bench-$(shell date +%Y%m%d-%H%M%S)
