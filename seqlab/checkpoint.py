@@ -97,6 +97,11 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def not_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors holding a NaN or an infinity: weights no checkpoint should hold."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+
+
 def training_state(model, optimizer, step: int, carry: dict[str, torch.Tensor], scalars: dict) -> tuple[dict, dict]:
     """Everything needed to continue exactly: weights, optimizer, carried state, RNG, step."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -113,9 +118,7 @@ def training_state(model, optimizer, step: int, carry: dict[str, torch.Tensor], 
 def restore(tensors: dict, meta: dict, model, optimizer=None) -> dict[str, torch.Tensor]:
     """Load weights (and optimizer state and RNG when training resumes); returns the carried state tensors.
     Weights that are not finite are refused: a model made of them answers NaN to everything."""
-    bad = [
-        k[6:] for k, v in tensors.items() if k.startswith("model.") and v.is_floating_point() and not v.isfinite().all()
-    ]
+    bad = not_finite({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if bad:
         raise CheckpointError(f"the checkpoint's weights are not finite ({', '.join(bad[:3])}); it cannot be used")
     try:

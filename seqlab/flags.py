@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 
 
 def common() -> argparse.ArgumentParser:
@@ -25,8 +24,8 @@ def training() -> argparse.ArgumentParser:
 
 
 def ranged(rule: str, kind=int):
-    """An argparse type: a finite number of ``kind`` within ``rule`` (seqlab.train.RULES_TEXT: ">=1", "(0,1]", ...)."""
-    from .train import RULES_TEST, RULES_TEXT
+    """An argparse type: a finite number of ``kind`` within ``rule`` (a key of seqlab.train.RULES: ">=1", ...)."""
+    from .train import out_of_range
 
     def parse(text: str):
         try:
@@ -34,8 +33,9 @@ def ranged(rule: str, kind=int):
         except ValueError:
             what = "an integer" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if (isinstance(value, float) and not math.isfinite(value)) or not RULES_TEST[rule](value):
-            raise argparse.ArgumentTypeError(f"{RULES_TEXT[rule]}, got {text}")
+        problem = out_of_range(value, rule)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
         return value
 
     return parse

@@ -220,7 +220,7 @@ def resume_config(run: str | Path, task: str, config_cls, now, check_steps: bool
 
 
 def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a data file, recorded in config.json so that resuming on changed data is refused."""
+    """The SHA-256 of a file."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -228,9 +228,17 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def check_data(path: str | Path, sha256: str) -> None:
-    """Refuse to continue a run on a data file that changed since the run started."""
-    if file_sha256(path) != sha256:
+def data_sha256(path: str | Path | None) -> str | None:
+    """What config.json records of a run's data file, so that resuming on changed data is refused; None for data
+    given from Python, which the run does not hold."""
+    return file_sha256(path) if path and Path(path).is_file() else None
+
+
+def check_data(run: Path, path: str | Path, saved: dict) -> None:
+    """Refuse to continue ``run`` on data it cannot have again: data given from Python, or a file that changed."""
+    if not saved.get("data_sha256"):
+        raise ValueError(f"{run}: trained from Python data, which the run does not hold; it cannot be resumed")
+    if file_sha256(path) != saved["data_sha256"]:
         raise DataError(f"{path}: changed since the run started (SHA-256 differs); resume needs the same data")
 
 

@@ -71,28 +71,32 @@ def stop_signals() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-RULES_TEXT = {">0": "must be positive", ">=0": "must be at least 0", ">=1": "must be at least 1",
-              "[0,1)": "must lie in [0, 1)", "(0,1)": "must lie in (0, 1)", "(0,1]": "must lie in (0, 1]",
-              "[0,1]": "must lie in [0, 1]", ">=2": "must be at least 2"}  # fmt: skip
-RULES_TEST = {
-    ">0": lambda v: v > 0,
-    ">=0": lambda v: v >= 0,
-    ">=1": lambda v: v >= 1,
-    "[0,1)": lambda v: 0 <= v < 1,
-    "(0,1)": lambda v: 0 < v < 1,
-    "(0,1]": lambda v: 0 < v <= 1,
-    "[0,1]": lambda v: 0 <= v <= 1,
-    ">=2": lambda v: v >= 2,
+RULES = {  # a range's name in a config's RULES or flags.ranged -> (what it says when broken, the test)
+    ">0": ("must be positive", lambda v: v > 0),
+    ">=0": ("must be at least 0", lambda v: v >= 0),
+    ">=1": ("must be at least 1", lambda v: v >= 1),
+    ">=2": ("must be at least 2", lambda v: v >= 2),
+    "[0,1)": ("must lie in [0, 1)", lambda v: 0 <= v < 1),
+    "(0,1)": ("must lie in (0, 1)", lambda v: 0 < v < 1),
+    "(0,1]": ("must lie in (0, 1]", lambda v: 0 < v <= 1),
+    "[0,1]": ("must lie in [0, 1]", lambda v: 0 <= v <= 1),
 }
 
 
-def check_value(name: str, value, rule: str | None = None) -> None:
-    """Refuse a non-finite number, or one outside ``rule`` (a key of RULES_TEXT), naming the flag and the range."""
-    flag = "--" + name.replace("_", "-")
+def out_of_range(value, rule: str | None = None) -> str | None:
+    """What is wrong with ``value``: not a finite number, or outside ``rule`` (a key of RULES); None if nothing."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{flag} must be a finite number, got {value}")
-    if rule is not None and value is not None and not RULES_TEST[rule](value):
-        raise ValueError(f"{flag} {RULES_TEXT[rule]}, got {value}")
+        return "must be a finite number"
+    if rule is not None and value is not None and not RULES[rule][1](value):
+        return RULES[rule][0]
+    return None
+
+
+def check_value(name: str, value, rule: str | None = None) -> None:
+    """Refuse a non-finite number, or one outside ``rule``, naming the flag and the range."""
+    problem = out_of_range(value, rule)
+    if problem is not None:
+        raise ValueError(f"--{name.replace('_', '-')} {problem}, got {value}")
 
 
 class Checked:
@@ -299,7 +303,7 @@ class Progress:
 
 
 def save(path: Path, task: Task, optimizer, p: Progress, result: dict) -> None:
-    if not all(torch.isfinite(t).all() for t in task.model.parameters()):
+    if checkpoint.not_finite(dict(task.model.named_parameters())):
         raise TrainingError(f"weights are not finite at step {p.step}; {path.parent}/last.safetensors keeps the "
                             "last good state")  # fmt: skip
     scalars = {"horizon": p.horizon, "best": list(p.best), "best_metrics": p.best_result, "stale": p.stale,
@@ -413,7 +417,7 @@ def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: L
         log.bar.update(1)
         window.add(loss, time.monotonic() - t0)
         p.train_s += time.monotonic() - t0
-        if cfg.steps is None and deadline is not None and pace.due(p.step, cfg.log_every):
+        if budget and pace.due(p.step, cfg.log_every):
             p.horizon = pace.horizon(p.step, deadline)
             log.bar.total = p.horizon
             log.bar.refresh()

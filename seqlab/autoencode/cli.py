@@ -50,10 +50,11 @@ def train(args) -> None:
     train_autoencoder(cfg, out=args.out, progress=not args.no_progress)
 
 
-def columns_of(args) -> Columns:
+def columns_of(args, cfg=None) -> Columns:
+    """The run's column names, except those the user typed; ``cfg``: the run's config when already read."""
     from .task import read_config
 
-    return Columns(**flags.column_overrides(args, read_config(Path(args.run))[0]))
+    return Columns(**flags.column_overrides(args, cfg or read_config(Path(args.run))[0]))
 
 
 def embed(args) -> None:
@@ -71,10 +72,11 @@ def score(args) -> None:
     out = runs.refuse_existing(args.out, args.force)
     if args.plot:
         runs.refuse_existing(args.plot, force=None, flag="--plot")
-    result = score(args.run, args.data, columns_of(args), args.normal_label)
+    cfg = read_config(Path(args.run))[0]
+    result = score(args.run, args.data, columns_of(args, cfg), args.normal_label)
     write_scores(out, result)
     if args.plot:
-        plot_scores(Path(args.plot), result, read_config(Path(args.run))[0].score)
+        plot_scores(Path(args.plot), result, cfg.score)
     flagged = int(result["anomaly"].sum())
     print(
         f"{flagged} of {len(result['scores'])} sequences above the threshold {result['threshold']:.4g}; "

@@ -26,7 +26,7 @@ from ..data.preprocess import SeriesPrep, series_of
 from ..data.sequences import Buckets, SequenceSet, pad
 from ..data.tables import Columns, Table, read_table
 from ..models.autoencoder import SequenceAutoencoder
-from ..models.backbone import RECURRENT
+from ..models.backbone import RECURRENT, check_name
 from ..train import Task, TrainConfig, pyplot, train
 
 SCORES = ("mean", "max")
@@ -60,8 +60,7 @@ class AutoencodeConfig(TrainConfig, Columns):
 
 
 def check_config(cfg: AutoencodeConfig) -> None:
-    if cfg.model not in RECURRENT:
-        raise ValueError(f"model must be one of {', '.join(RECURRENT)}; got {cfg.model!r}")
+    check_name(cfg.model, RECURRENT)
     if cfg.score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}; got {cfg.score!r}")
     if not 0 < cfg.quantile < 1:

@@ -307,9 +307,7 @@ def train_classifier(
     if resume:
         run = Path(resume)
         cfg, saved = runs.resume_config(run, "classify", ClassifyConfig, cfg)
-        if not saved.get("data_sha256"):
-            raise ValueError(f"{run}: trained from Python data, which the run does not hold; it cannot be resumed")
-        runs.check_data(cfg.data, saved["data_sha256"])
+        runs.check_data(run, cfg.data, saved)
         table = read_table(cfg.data, cfg, labels="required")
         train_index, val_index = split(table, cfg)
         inputs = Inputs.from_json(saved["inputs"], cfg, run)
@@ -333,8 +331,8 @@ def train_classifier(
         if not resume:
             if inputs.tokenizer is not None:
                 inputs.tokenizer.save(run / "tokenizer.json")
-            data_sha256 = runs.file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None
-            runs.write_config(run, "classify", saved_cfg, data_sha256=data_sha256, inputs=inputs.to_json())
+            runs.write_config(run, "classify", saved_cfg, data_sha256=runs.data_sha256(cfg.data),
+                              inputs=inputs.to_json())  # fmt: skip
             echo(
                 f"run: {run}\n{inputs.kind}: {len(train_set)} training and {len(val_index)} validation sequences, "
                 f"{K} classes, lengths {int(data.lengths.min())}..{int(data.lengths.max())}"

@@ -401,9 +401,7 @@ def train_forecaster(
     if resume:
         run = Path(resume)
         cfg, saved = runs.resume_config(run, "forecast", ForecastConfig, cfg)
-        if not saved.get("data_sha256"):
-            raise ValueError(f"{run}: trained from Python data, which the run does not hold; it cannot be resumed")
-        runs.check_data(cfg.data, saved["data_sha256"])
+        runs.check_data(run, cfg.data, saved)
         data = fill_missing(load_data(cfg.data, cfg), cfg.missing)
     else:
         check_config(cfg)
@@ -420,9 +418,8 @@ def train_forecaster(
     run = Path(resume) if resume else runs.create(out, "forecast", cfg.model)
     with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
         if not resume:
-            data_sha256 = runs.file_sha256(cfg.data) if cfg.data and Path(cfg.data).is_file() else None
             runs.write_config(run, "forecast", cfg, channels=data.channels, covariates=data.n_covariates,
-                              series=len(data.targets), data_sha256=data_sha256)  # fmt: skip
+                              series=len(data.targets), data_sha256=runs.data_sha256(cfg.data))  # fmt: skip
             windows = (f"{len(task.starts):,} training windows of {cfg.context} + {cfg.horizon} steps"
                        if cfg.model != "esrnn" else f"every origin of each training part (window {cfg.context}, "
                        f"horizon {cfg.horizon})")  # fmt: skip

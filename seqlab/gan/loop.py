@@ -58,7 +58,7 @@ class Loop:
             f.write(json.dumps(values) + "\n")
 
     def save(self, phase: str, step: int, name: str = "last", **info) -> None:
-        if not all(torch.isfinite(p).all() for p in self.m.parameters()):
+        if checkpoint.not_finite(dict(self.m.named_parameters())):
             raise TrainingError(
                 f"the {phase} phase's weights are not finite at step {step}; {self.run}/checkpoints keeps the last "
                 "good state; try a lower --lr"

@@ -32,7 +32,7 @@ from ..data.errors import DataError
 from ..data.preprocess import SeriesPrep, series_of
 from ..data.sequences import Labels
 from ..data.tables import Columns, read_table
-from ..models.backbone import RECURRENT
+from ..models.backbone import RECURRENT, check_name
 from ..models.timegan import TimeGAN
 from ..train import Checked
 from .loop import Loop, generate
@@ -82,8 +82,7 @@ def load_series(cfg: GANConfig) -> tuple[list[np.ndarray], list[str], list | Non
 
 
 def check_config(cfg: GANConfig) -> None:
-    if cfg.cell not in RECURRENT:
-        raise ValueError(f"cell must be one of {', '.join(RECURRENT)}; got {cfg.cell!r}")
+    check_name(cfg.cell, RECURRENT, "cell")
     if cfg.layers < 2:
         raise ValueError("layers must be at least 2 (the supervisor has one layer fewer)")
 

@@ -63,16 +63,15 @@ def backbone(
     Recurrent: ``embed`` (E, tokens only), ``bidirectional``, ``backend`` and ``cell_options`` (e.g. forget_bias)
     go to the seqlab.layers class. Transformer: width ``hidden``, ``heads``; ``causal`` (each step sees only the
     past; else bidirectional over ``lengths``) and ``window`` (how far back a causal step sees)."""
+    check_name(name)
     if (channels is None) == (vocab is None):
         raise ValueError("give channels (series) or vocab (token ids), one of them")
     if name in RECURRENT:
         return RecurrentBackbone(name, channels, vocab, embed, hidden, layers, dropout, outer_dropout, bidirectional,
                                  backend, **cell_options)  # fmt: skip
-    if name == "transformer":
-        if not causal and window is not None:
-            raise ValueError("a window limits how far back a causal Transformer sees; a bidirectional one has none")
-        return AttentionBackbone(channels, vocab, hidden, layers, heads, dropout, outer_dropout, causal, window)
-    raise ValueError(f"model must be one of {', '.join(BACKBONES)}; got {name!r}")
+    if not causal and window is not None:  # the transformer
+        raise ValueError("a window limits how far back a causal Transformer sees; a bidirectional one has none")
+    return AttentionBackbone(channels, vocab, hidden, layers, heads, dropout, outer_dropout, causal, window)
 
 
 def check_name(name: str, allowed: tuple[str, ...] = BACKBONES, what: str = "model") -> None:
