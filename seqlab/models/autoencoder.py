@@ -26,7 +26,7 @@ class SequenceAutoencoder(nn.Module):
         self.layers, self.hidden = layers, hidden
         common = {"hidden": hidden, "layers": layers, "backend": backend}
         self.encoder = backbone(model, channels=channels, bidirectional=bidirectional, **common)
-        self.pool = Pool("last", self.encoder.width, self.encoder.directions)
+        self.pool = Pool("last", self.encoder.width, backward=self.encoder.backward)
         self.to_code = nn.Linear(self.encoder.width, code)
         self.from_code = nn.Linear(code, layers * hidden)
         self.decoder = backbone(model, channels=channels + code, **common)

@@ -34,10 +34,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layers import KVCache, Transformer, layer_class
+from ..layers import KVCache, Transformer, layer_class, valid_mask
+from ..layers.convolution import FCN, InceptionNet
 
 RECURRENT = ("rnn", "lstm", "gru")
 BACKBONES = (*RECURRENT, "transformer")
+"""The backbones that can run causally and carry state: every task takes them."""
+CONVOLUTIONAL = ("fcn", "inception", "lstm-fcn", "gru-fcn")
+"""Backbones that read a whole sequence at once (no state, never causal): for classification."""
 
 
 def backbone(
@@ -56,16 +60,23 @@ def backbone(
     window: int | None = None,
     backend: str = "auto",
     **cell_options,
-) -> RecurrentBackbone | AttentionBackbone:
-    """Build the backbone ``name`` (rnn | lstm | gru | transformer) for inputs of ``channels`` floats or ``vocab``
-    token ids.
+) -> RecurrentBackbone | AttentionBackbone | ConvolutionalBackbone:
+    """Build the backbone ``name`` (rnn | lstm | gru | transformer | fcn | inception | lstm-fcn | gru-fcn) for
+    inputs of ``channels`` floats or ``vocab`` token ids.
 
     Recurrent: ``embed`` (E, tokens only), ``bidirectional``, ``backend`` and ``cell_options`` (e.g. forget_bias)
     go to the seqlab.layers class. Transformer: width ``hidden``, ``heads``; ``causal`` (each step sees only the
-    past; else bidirectional over ``lengths``) and ``window`` (how far back a causal step sees)."""
-    check_name(name)
+    past; else bidirectional over ``lengths``) and ``window`` (how far back a causal step sees). Convolutional
+    (``causal=False`` only): FCN of hidden-2*hidden-hidden filters, InceptionTime of width ``hidden``; lstm-fcn and
+    gru-fcn run a recurrent stack (``hidden``, ``layers``, ``bidirectional``) beside the FCN."""
+    check_name(name, BACKBONES + CONVOLUTIONAL)
     if (channels is None) == (vocab is None):
         raise ValueError("give channels (series) or vocab (token ids), one of them")
+    if name in CONVOLUTIONAL:
+        if causal:
+            raise ValueError(f"{name} reads the whole sequence at once; it cannot be causal (use it to classify)")
+        return ConvolutionalBackbone(name, channels, vocab, embed, hidden, layers, dropout, outer_dropout,
+                                     bidirectional, backend)  # fmt: skip
     if name in RECURRENT:
         return RecurrentBackbone(name, channels, vocab, embed, hidden, layers, dropout, outer_dropout, bidirectional,
                                  backend, **cell_options)  # fmt: skip
@@ -145,6 +156,7 @@ class RecurrentBackbone(nn.Module):
         self.drop = nn.Dropout(outer_dropout)
         self.directions = 2 if bidirectional else 1
         self.width = self.directions * hidden
+        self.backward = slice(hidden, 2 * hidden) if bidirectional else None  # the features that run backward
 
     def forward(self, x: Tensor, state=None, lengths: Tensor | None = None):
         if self.embedding is not None:
@@ -173,8 +185,51 @@ class AttentionBackbone(nn.Module):
         self.project = nn.Linear(channels, hidden) if channels is not None else None
         self.drop = nn.Dropout(outer_dropout)
         self.transformer = Transformer(hidden, layers, heads, dropout, causal=causal, window=window)
-        self.directions, self.width = 1, hidden
+        self.directions, self.width, self.backward = 1, hidden, None
 
     def forward(self, x: Tensor, state: KVCache | None = None, lengths: Tensor | None = None):
         x = self.embedding(x) if self.embedding is not None else self.project(x)  # (B, T, H)
         return self.transformer(self.drop(x), state, lengths)  # (B, T, H), KVCache or None
+
+
+class ConvolutionalBackbone(nn.Module):
+    """(token ids -> embedding ->) masked convolutions over the whole sequence (seqlab.layers.convolution), and for
+    lstm-fcn / gru-fcn a recurrent stack beside them (Karim et al. 2017, without the "dimension shuffle", which
+    reads a series' steps as channels and so cannot take unequal lengths). Output (B, T, width), zero past each
+    length: [recurrent features (D*H) | convolutional features]. It carries no state."""
+
+    def __init__(self, name: str, channels: int | None, vocab: int | None, embed: int, hidden: int, layers: int,
+                 dropout: float, outer_dropout: float, bidirectional: bool, backend: str):  # fmt: skip
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, embed) if vocab is not None else None
+        n_in = embed if vocab is not None else channels
+        if name == "inception":
+            self.conv: nn.Module = InceptionNet(n_in, filters=max(1, hidden // 4))
+        else:
+            self.conv = FCN(n_in, (hidden, 2 * hidden, hidden))
+        self.rnn = None
+        self.directions, self.backward, recurrent = 1, None, 0
+        if name.endswith("-fcn"):
+            between = dropout if layers > 1 else 0.0
+            self.rnn = layer_class(name.split("-")[0])(n_in, hidden, layers, batch_first=True, dropout=between,
+                                                       bidirectional=bidirectional, backend=backend)  # fmt: skip
+            self.directions = 2 if bidirectional else 1
+            recurrent = self.directions * hidden
+            self.backward = slice(hidden, 2 * hidden) if bidirectional else None
+        self.drop = nn.Dropout(outer_dropout)
+        self.width = recurrent + self.conv.width
+
+    def forward(self, x: Tensor, state=None, lengths: Tensor | None = None):
+        if state is not None:
+            raise ValueError("a convolutional backbone reads whole sequences; it carries no state")
+        if self.embedding is not None:
+            x = self.embedding(x)  # (B, T, E)
+        B, T = x.shape[:2]
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.long)
+        mask = valid_mask(lengths.to(x.device), T)[:, None, :].to(x.dtype)  # (B, 1, T)
+        out = self.conv(x.transpose(1, 2), mask).transpose(1, 2)  # (B, T, conv width)
+        if self.rnn is not None:
+            h, _ = self.rnn(x, lengths=lengths)  # (B, T, D*H), zero past each length
+            out = torch.cat([self.drop(h), out], dim=2)
+        return out, None

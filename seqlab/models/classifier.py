@@ -5,6 +5,9 @@ Legend: B batch, T time, C channels, V vocabulary, E embedding, H hidden, D dire
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from ..layers import Pool
@@ -42,11 +45,44 @@ class Classifier(nn.Module):
         self.backbone = backbone(model, channels=channels, vocab=vocab_size, embed=embed, hidden=hidden,
                                  layers=layers, dropout=dropout, bidirectional=bidirectional, causal=False,
                                  heads=heads, backend=backend)  # fmt: skip
-        self.pool = Pool(pooling, self.backbone.width, self.backbone.directions)
+        self.pool = Pool(pooling, self.backbone.width, backward=self.backbone.backward)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.pool.width, classes)
         accept_old_checkpoints(self)
 
+    @property
+    def classes(self) -> int:
+        return self.head.out_features
+
+    def member_logits(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """(1, B, K): a classifier is an ensemble of one."""
+        return self(x, lengths)[None]
+
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         h, _ = self.backbone(x, lengths=lengths)  # (B, T, D*H); steps past a length are ignored by pooling
         return self.head(self.drop(self.pool(h, lengths)))  # (B, K)
+
+
+class Ensemble(nn.Module):
+    """M classifiers of one configuration, from different initial weights, trained side by side on the same batches
+    (each on its own loss: ``member_logits``) and combined by averaging their probabilities, as InceptionTime's
+    ensemble of five is. ``forward`` returns the log of the mean probability, so softmax(forward) is that mean and
+    the module stands wherever a Classifier's logits are read. Arguments: M, then Classifier's."""
+
+    def __init__(self, members: int, *args, **kwargs):
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least 1 member, got {members}")
+        self.members = nn.ModuleList(Classifier(*args, **kwargs) for _ in range(members))
+
+    @property
+    def classes(self) -> int:
+        return self.members[0].classes
+
+    def member_logits(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """(M, B, K): each member's logits."""
+        return torch.stack([m(x, lengths) for m in self.members])
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        log_p = torch.log_softmax(self.member_logits(x, lengths), dim=2)  # (M, B, K)
+        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members))  # log of the mean probability
