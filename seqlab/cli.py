@@ -56,13 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    if threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {threads}")
+    """torch's threads: --threads, else the cores this process may use (seqlab.train.cores), never more."""
     import torch
 
-    torch.set_num_threads(threads)
+    from .train import cores
+
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads or min(torch.get_num_threads(), cores()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ def common() -> argparse.ArgumentParser:
     """The flags every command that computes takes (a parent parser, so they follow the subcommand as they always
     have: ``seqlab lm train notes.txt --threads 1``)."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: the cores this process may use)")
     return parser
 
 

@@ -189,8 +189,9 @@ def update_config(run: Path, **values) -> dict:
 def read_config(run: str | Path, task: str, config_cls) -> tuple:
     """A run directory's config.json -> (config_cls instance, the whole saved JSON), refusing another task's run.
 
-    Fields the config no longer has are dropped, so runs written by an older seqlab still load; a run written
-    before config.json named its task is a language model's (the first task seqlab had)."""
+    Fields the config no longer has are dropped, and fields it did not have yet take the values that
+    ``config_cls.OLD_DEFAULTS`` gives (what such a run did), else the defaults, so runs written by an older seqlab
+    still load; a run written before config.json named its task is a language model's (the first task seqlab had)."""
     path = Path(run) / CONFIG
     if not path.is_file():
         raise CheckpointError(f"{run}: not a seqlab run (no {CONFIG})")
@@ -200,7 +201,8 @@ def read_config(run: str | Path, task: str, config_cls) -> tuple:
         if found != task:
             raise CheckpointError(f"{run}: a {found} run, not a {task} run")
         known = {f.name for f in fields(config_cls)}
-        return config_cls(**{k: v for k, v in saved["config"].items() if k in known}), saved
+        values = {**getattr(config_cls, "OLD_DEFAULTS", {}), **saved["config"]}
+        return config_cls(**{k: v for k, v in values.items() if k in known}), saved
     except CheckpointError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as e:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -69,6 +70,32 @@ def stop_signals() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (containers) when one is set.
+    torch's own default counts the host's cores, which oversubscribes a container or a shared machine."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            n = min(n, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+@contextmanager
+def using_threads(threads: int | None) -> Iterator[int]:
+    """torch's intra-op threads set to ``threads`` (None: ``cores()``) while the block runs, then put back."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or cores())
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 RULES = {  # a range's name in a config's RULES or flags.ranged -> (what it says when broken, the test)

@@ -24,6 +24,7 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     (root / "c.txt").write_text(TEXT)
     (root / "short.txt").write_text("abc")
+    (root / "t.csv").write_text("text,label\n" + "yes please,yes\nno thanks,no\n" * 6)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(24, 2, 10)).astype(np.float32)
     np.savez(root / "s.npz", X=X, y=np.array(["a", "b"] * 12), lengths=rng.integers(4, 11, 24))
@@ -52,7 +53,7 @@ def files(tmp_path_factory):
 
 
 def bad(files):
-    f = {k: str(files / k) for k in ("c.txt", "short.txt", "s.npz", "f.npy", "bad.npz", "folder", "lm", "ae")}
+    f = {k: str(files / k) for k in ("c.txt", "short.txt", "t.csv", "s.npz", "f.npy", "bad.npz", "folder", "lm", "ae")}
     return [
         (["lm", "train", f["c.txt"], "--batch", "0"], "--batch must be at least 1"),
         (["lm", "train", f["c.txt"], "--seq-len", "0"], "--seq-len must be at least 1"),
@@ -81,6 +82,10 @@ def bad(files):
         (["classify", "train", f["s.npz"], "--val-fraction", "1"], "--val-fraction must lie in [0, 1)"),
         (["classify", "train", f["s.npz"], "--dropout", "-0.1"], "--dropout must lie in [0, 1)"),
         (["classify", "train", f["s.npz"], "--model", "mamba"], "model must be one of"),
+        (["classify", "train", f["s.npz"], "--ensemble", "0"], "--ensemble must be at least 1"),
+        (["classify", "train", f["s.npz"], "--augment", "warp"], "augment must be none or a comma list"),
+        (["classify", "train", f["s.npz"], "--regime", "tiny"], "regime must be one of"),
+        (["classify", "train", f["t.csv"], "--augment", "jitter"], "augmentation (jitter, scale, slice) is for series"),
         (["classify", "train", f["folder"]], "folder"),
         (["classify", "train", f["bad.npz"]], "bad.npz"),
         (["classify", "bench", "--seeds", "0"], "must be at least 1"),

@@ -16,7 +16,8 @@ from seqlab.cli import main
 from seqlab.layers import LSTM, Pool
 from seqlab.models import Classifier
 
-TINY = {"hidden": 12, "batch": 8, "epochs": 15, "patience": None, "lr": 1e-2, "warmup": 5}
+TINY = {"model": "gru", "regime": "standard", "hidden": 12, "batch": 8, "epochs": 15, "patience": None, "lr": 1e-2,
+        "warmup": 5}  # fmt: skip
 
 
 def toy_series(n=60, seed=0, channels=2):
@@ -231,7 +232,7 @@ def test_cli_text_classification_with_each_tokenizer(tmp_path, capsys):
         ("text,label\na,x\nb,x\n", [], "at least two classes"),
         ("text,label\na,x\nb,y\nc\n", [], "line 4 of .*: 1 fields, the header has 2"),
         ("txt,label\na,x\nb,y\n", [], "neither a text column 'text'"),
-        ("text,label\na,x\nb,y\n", ["--model", "tcn"], "model must be one of rnn, lstm, gru, transformer; got 'tcn'"),
+        ("text,label\na,x\nb,y\n", ["--model", "tcn"], "model must be one of rnn, .*, gru-fcn; got 'tcn'"),
         ("text,label\na,x\nb,y\n", ["--pooling", "sum"], "pooling must be one of last, mean, max, attention"),
         ("id,x,label\n1,0.5,a\n1,nan,a\n2,1,b\n", [], "series '1' of .*: nan at time step 1, channel 0"),
     ],
@@ -295,7 +296,7 @@ def test_estimator_takes_3d_arrays_lists_and_text():
     X3 = rng.normal(size=(40, 1, 12)).astype(np.float32)
     y = np.arange(40) % 2
     X3[y == 1, 0, 6:] += 2.0  # class 1 steps up halfway
-    clf = SequenceClassifier(hidden=8, epochs=30, patience=None, lr=1e-2, batch=8).fit(X3, y)
+    clf = SequenceClassifier(hidden=8, epochs=30, ensemble=2, batch=8).fit(X3, y)  # the default fcn, small regime
     assert clf.classes_.tolist() == [0, 1] and clf.n_channels_ == 1
     proba = clf.predict_proba(X3)
     assert proba.shape == (40, 2) and np.allclose(proba.sum(1), 1)
@@ -304,7 +305,8 @@ def test_estimator_takes_3d_arrays_lists_and_text():
     assert clf.predict(ragged).shape == (40,)
     texts = ["yes please", "no thanks", "yes indeed", "no way"] * 10
     labels = [t.split()[0] for t in texts]
-    text_clf = SequenceClassifier(hidden=8, epochs=10, patience=None, lr=1e-2).fit(texts, labels)
+    text_clf = SequenceClassifier(model="gru", regime="standard", hidden=8, epochs=10, patience=None, lr=1e-2)
+    text_clf.fit(texts, labels)
     assert text_clf.predict(["yes sir", "no sir"]).tolist() == ["yes", "no"]
     assert text_clf.history_ and "val_accuracy" in text_clf.history_[-1]
 
@@ -327,11 +329,16 @@ def test_benchmark_reads_aeons_bundled_splits_and_writes_its_table(tmp_path):
     assert len(train.items) == 67 and {s.shape for s in train.items} == {(24, 1)} and set(train.labels) == {"1", "2"}
     vowels = load_ucr("JapaneseVowels", "test")
     assert len(vowels.items) == 370 and len({len(s) for s in vowels.items}) > 5 and vowels.items[0].shape[1] == 12
-    cfg = ClassifyConfig(hidden=8, epochs=2, patience=None)
-    rows = classify_bench.run(["ItalyPowerDemand"], 1, tmp_path, cfg, echo=lambda s: None)
-    assert rows[0]["data"] == "ItalyPowerDemand" and 0 <= rows[0]["accuracy"] <= 1
+    cfg = ClassifyConfig(hidden=8, epochs=2, ensemble=1)
+    methods = ["default", "MiniRocket"]
+    rows = classify_bench.run(["ItalyPowerDemand"], 1, tmp_path, cfg, echo=lambda s: None, methods=methods)
+    assert [r["method"] for r in rows] == methods and all(0 <= r["accuracy"] <= 1 for r in rows)
+    assert rows[1]["accuracy"] > 0.9  # MiniRocket on ItalyPowerDemand: about 96%
     table = (tmp_path / "table.md").read_text()
-    assert "| ItalyPowerDemand |" in table and "96.1 (0.3)" in table  # FCN's published figure beside ours
-    assert (tmp_path / "ItalyPowerDemand-seed0" / "test-confusion.png").is_file()
-    again = classify_bench.run(["ItalyPowerDemand"], 1, tmp_path, cfg, echo=lambda s: None)  # reuses the finished run
-    assert again == rows
+    assert "| data set | default | MiniRocket | default - baseline |" in table
+    gap = 100 * (rows[0]["accuracy"] - rows[1]["accuracy"])
+    assert f"| ItalyPowerDemand | {100 * rows[0]['accuracy']:.1f} (0.0) | " in table and f"{gap:+.1f} |" in table
+    assert (tmp_path / "ItalyPowerDemand-default-seed0" / "config.json").is_file()
+    again = classify_bench.run(["ItalyPowerDemand"], 1, tmp_path, cfg, echo=lambda s: None, methods=methods)
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]  # the finished pieces are reused
+    assert [r["fit_s"] for r in again] == [r["fit_s"] for r in rows]

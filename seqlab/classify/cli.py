@@ -10,7 +10,9 @@ from ..data.tables import Columns
 from .task import ClassifyConfig
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(Columns))
-BENCH_SETS = ("JapaneseVowels", "GunPoint", "ItalyPowerDemand")
+BENCH_SETS = ("GunPoint", "ItalyPowerDemand", "JapaneseVowels", "OSULeaf", "ACSF1", "PickupGestureWiimoteZ",
+              "docstrings")  # bench.DATASETS (importing bench loads torch)  # fmt: skip
+BENCH_METHODS = ("default", "LSTM", "LSTM-FCN", "Inception", "MiniRocket", "MultiRocket-Hydra", "1-NN DTW")
 
 
 def add_parser(sub, common) -> None:
@@ -39,9 +41,15 @@ def add_parser(sub, common) -> None:
             p.add_argument("--force", action="store_true", help="replace --out if it exists")
         flags.add_config_flags(p, Columns)
         p.set_defaults(column_flags=COLUMNS)
-    bench_help = "UCR/UEA data sets that aeon ships, several seeds, beside published figures"
+    bench_help = "UCR/UEA data sets that aeon ships, several seeds, beside MiniRocket, MultiRocket-Hydra and 1-NN DTW"
     bn = c_sub.add_parser("bench", parents=[common], help=bench_help)
     bn.add_argument("--datasets", type=flags.comma_list(BENCH_SETS), default=list(BENCH_SETS))
+    bn.add_argument(
+        "--methods",
+        type=flags.comma_list(BENCH_METHODS),
+        default=list(BENCH_METHODS),
+        help="seqlab's models (default, LSTM, LSTM-FCN, Inception) and aeon's baselines to run",
+    )
     bn.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
     bn.add_argument("--out", help="benchmark folder (an existing one is continued)")
     flags.add_config_flags(bn, ClassifyConfig, skip=("data", "seed", *COLUMNS))
@@ -92,6 +100,6 @@ def bench(args) -> None:
     cfg = flags.config_from(args, ClassifyConfig)
     out = Path(args.out) if args.out else runs.default_dir("classify-bench")
     print(f"classify bench: {', '.join(args.datasets)}, {args.seeds} seeds -> {out}", flush=True)
-    rows = bench.run(args.datasets, args.seeds, out, cfg, echo=lambda s: print(s, flush=True))
+    rows = bench.run(args.datasets, args.seeds, out, cfg, echo=lambda s: print(s, flush=True), methods=args.methods)
     print(bench.table(rows, cfg))
-    print(f"written to {out}: table.md, results.csv, one run directory per data set and seed")
+    print(f"written to {out}: table.md, results.csv, one run directory per data set, model and seed")

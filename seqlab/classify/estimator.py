@@ -23,6 +23,7 @@ import numpy as np
 from ..data.errors import DataError
 from ..data.sequences import series_from_arrays
 from ..data.tables import Table
+from ..train import using_threads
 from .task import ClassifyConfig, predict_proba, train_classifier
 
 
@@ -149,9 +150,10 @@ def refuse_missing(table: Table) -> None:
 
 
 class SequenceClassifier(*_BASES):
-    """A recurrent classifier for sequences of any length. Every argument is a ClassifyConfig field of the same
-    name (``random_state`` is its ``seed``; ``class_weight`` also takes None for "none"); ``verbose`` prints the
-    training log and progress bar.
+    """A classifier for sequences of any length, with the command line's defaults. Every argument is a
+    ClassifyConfig field of the same name (``random_state`` is its ``seed``; ``class_weight`` also takes None for
+    "none"); ``threads`` sets torch's threads while fitting and predicting (None: the cores this process may use,
+    so that it is never oversubscribed); ``verbose`` prints the training log and progress bar.
 
     Attributes after ``fit``: ``classes_``, ``model_`` (the torch module, best checkpoint), ``inputs_`` (labels,
     scaling or tokenizer), ``history_`` (the metrics log), ``n_channels_`` (series), ``n_features_in_`` (only when
@@ -183,6 +185,9 @@ class SequenceClassifier(*_BASES):
         max_len: int | None = _D.max_len,
         missing: str = _D.missing,
         class_weight: str | None = _D.class_weight,
+        regime: str = _D.regime,
+        ensemble: int | None = _D.ensemble,
+        augment: str = _D.augment,
         batch: int = _D.batch,
         epochs: int = _D.epochs,
         patience: int | None = _D.patience,
@@ -191,6 +196,7 @@ class SequenceClassifier(*_BASES):
         weight_decay: float = _D.weight_decay,
         backend: str = _D.backend,
         random_state: int = 0,
+        threads: int | None = None,
         verbose: bool = False,
     ):
         self.model, self.hidden, self.layers, self.bidirectional = model, hidden, layers, bidirectional
@@ -198,7 +204,8 @@ class SequenceClassifier(*_BASES):
         self.vocab_size, self.max_len, self.missing, self.class_weight = vocab_size, max_len, missing, class_weight
         self.batch, self.epochs, self.patience, self.val_fraction = batch, epochs, patience, val_fraction
         self.lr, self.weight_decay, self.backend = lr, weight_decay, backend
-        self.random_state, self.verbose = random_state, verbose
+        self.regime, self.ensemble, self.augment = regime, ensemble, augment
+        self.random_state, self.threads, self.verbose = random_state, threads, verbose
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6 asks for these; earlier versions keep their defaults
         tags = super().__sklearn_tags__()
@@ -212,6 +219,7 @@ class SequenceClassifier(*_BASES):
         params = self.get_params()
         params["seed"] = params.pop("random_state")
         params.pop("verbose")
+        params.pop("threads")
         if isinstance(params["class_weight"], dict):
             raise ValueError("class_weight as a dict {label: weight} is not supported; use 'balanced' or None")
         params["class_weight"] = params["class_weight"] or "none"
@@ -237,7 +245,7 @@ class SequenceClassifier(*_BASES):
         if table.kind == "series" and self.missing == "refuse":
             refuse_missing(table)
         echo = print if self.verbose else (lambda s: None)
-        with tempfile.TemporaryDirectory(prefix="seqlab-fit-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="seqlab-fit-") as tmp, using_threads(self.threads):
             run = Path(tmp) / "run"
             self.model_, self.inputs_, _ = train_classifier(cfg, table, run, progress=self.verbose, echo=echo)
             self.history_ = read_metrics(run)
@@ -259,7 +267,8 @@ class SequenceClassifier(*_BASES):
         table = to_table(X)
         if table.kind == "series" and self.inputs_.series.missing == "refuse":
             refuse_missing(table)
-        return predict_proba(self.model_, self.inputs_.prepare(table, labelled=False))
+        with using_threads(self.threads):
+            return predict_proba(self.model_, self.inputs_.prepare(table, labelled=False))
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # first: it says so when the estimator is not fitted

@@ -1,7 +1,7 @@
 """Sequence classification end to end: labelled texts or time series in, a run directory out, predictions from it.
 
     cfg = ClassifyConfig(data="train.csv")                 # or .tsv, .jsonl (text); long CSV, .npz, .ts (series)
-    model, inputs, run = train_classifier(cfg)             # writes runs/classify-gru-<time>/
+    model, inputs, run = train_classifier(cfg)             # writes runs/classify-fcn-<time>/
     model, inputs, cfg = load(run)
     proba = predict_proba(model, inputs.prepare(read_table("new.csv")))
 
@@ -9,11 +9,13 @@ A run directory holds config.json (the config, the data file's SHA-256, the prep
 and standard deviation or the tokenizer), what seqlab.train writes (checkpoints, metrics.jsonl, loss.png), and, at the
 end, report.txt and confusion.png for the validation split with the best checkpoint.
 
-Defaults are one configuration for every data set (README: no tuning per data set), chosen on the UCR benchmark.
+Defaults are one configuration for every data set (README: no tuning per data set), chosen on the UCR benchmark;
+``resolve`` picks the training regime from the data's size (the small regime for UCR-sized sets).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
@@ -23,14 +25,15 @@ import torch
 from torch.nn import functional as F
 
 from .. import runs
+from ..data import augment
 from ..data.errors import DataError
 from ..data.preprocess import SeriesPrep
 from ..data.sequences import Buckets, Labels, SequenceSet, pad, stratified_split
 from ..data.tables import Columns, Table, read_table
 from ..data.tokenizers import CharTokenizer, Tokenizer, load_tokenizer, train_tokenizer
 from ..layers import POOLINGS
-from ..models import Classifier
-from ..models.backbone import BACKBONES, check_heads
+from ..models import Classifier, Ensemble
+from ..models.backbone import BACKBONES, CONVOLUTIONAL, check_heads
 from ..train import STOPPED, Task, TrainConfig, pyplot, train
 
 
@@ -40,27 +43,32 @@ class ClassifyConfig(TrainConfig, Columns):
 
     RULES: ClassVar[dict[str, str]] = {"vocab_size": ">=1", "max_len": ">=1", "embed": ">=1", "hidden": ">=1",
                                        "layers": ">=1", "heads": ">=1", "dropout": "[0,1)", "batch": ">=1",
-                                       "epochs": ">=1", "val_fraction": "[0,1)", "eval_every": ">=0"}  # fmt: skip
+                                       "epochs": ">=1", "val_fraction": "[0,1)", "eval_every": ">=0",
+                                       "ensemble": ">=1"}  # fmt: skip
+    OLD_DEFAULTS: ClassVar[dict] = {"regime": "standard", "ensemble": 1, "augment": "none"}  # runs from before them
 
     data: str = ""  # the training file
     missing: str = "refuse"  # NaN/Inf in a series: refuse (name it) | impute (linear interpolation per channel)
     tokenizer: str = "char"  # text: char | word | bpe, trained on the training file's texts
     vocab_size: int = 8000  # word and bpe only
     max_len: int | None = None  # keep the first max_len steps of longer sequences; None keeps every step
-    model: str = "gru"  # rnn | lstm | gru | transformer
+    model: str = "fcn"  # rnn | lstm | gru | transformer | fcn | inception | lstm-fcn | gru-fcn
     embed: int = 64  # text only
-    hidden: int = 128
+    hidden: int = 64  # recurrent: units per direction; fcn: 64-128-64 filters; inception: width (4 x 16 filters)
     layers: int = 1
     bidirectional: bool = True  # a class can hinge on the start of a series as much as on its end (recurrent only)
     heads: int = 4  # transformer only
-    pooling: str = "concat"  # last | mean | max | attention | concat (last+max+mean): concat was best on the UCR sets
+    pooling: str = "mean"  # last | mean | max | attention | concat (last+max+mean): FCN's global average pooling
     dropout: float = 0.1  # before the head (and between layers)
     backend: str = "auto"
     class_weight: str = "none"  # none | balanced (loss weights n / (K n_k) for skewed classes)
+    regime: str = "auto"  # auto | small | standard (see resolve): auto is small for at most SMALL training sequences
+    ensemble: int | None = None  # members whose probabilities are averaged; None: the regime's (small: up to 5)
+    augment: str = "auto"  # auto | none | a comma list of jitter, scale, slice (series): auto is jitter,scale if small
     batch: int = 32
-    epochs: int = 300  # the schedule's length in passes over the training split, unless --steps is given
+    epochs: int | None = None  # passes over the training split, unless --steps is given; None: the regime's
     val_fraction: float = 0.2  # stratified hold-out for early stopping and the best checkpoint
-    lr: float = 3e-3
+    lr: float | None = None  # AdamW's peak; None: the regime's (LR)
     warmup: int = 20
     weight_decay: float = 0.01
     eval_every: int = 0  # 0: once per epoch
@@ -70,7 +78,8 @@ class ClassifyConfig(TrainConfig, Columns):
 def check_config(cfg: ClassifyConfig) -> None:
     """Refuse a bad choice before anything is read or written."""
     choices = {
-        "model": BACKBONES,
+        "model": BACKBONES + CONVOLUTIONAL,
+        "regime": ("auto", "small", "standard"),
         "pooling": POOLINGS,
         "tokenizer": ("char", "word", "bpe"),
         "class_weight": ("none", "balanced"),
@@ -79,10 +88,68 @@ def check_config(cfg: ClassifyConfig) -> None:
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}")
-    for name in ("hidden", "layers", "batch", "epochs", "embed", "heads"):
+    for name in ("hidden", "layers", "batch", "embed", "heads"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
     check_heads(cfg.model, cfg.hidden, cfg.heads)
+    if cfg.augment != "auto":
+        augment.parse(cfg.augment)
+
+
+SMALL = 1000  # regime 'auto' trains a set of at most this many sequences as small
+SMALL_ENSEMBLE = 5  # the most members the small regime trains, as InceptionTime's ensemble
+SMALL_STEPS = 400  # gradient steps per member in the small regime, where the budget allows
+MIN_STEPS = 100  # ... and at least these, whatever the budget
+FIT_BUDGET = 7e6  # sequence steps a small-regime fit reads, all members together (about 25 s for the default here)
+LR = {"small": 1e-2, "standard": 3e-3}  # the peak learning rate when none is given
+STANDARD_EPOCHS = 300  # the standard regime's longest schedule, cut short by early stopping ...
+STANDARD_BUDGET = 30e6  # ... and by this many sequence steps read (a few thousand texts: a few minutes)
+
+
+def padded_length(lengths, batch: int) -> float:
+    """The steps a sequence costs on average once batched: length-sorted batches of ``batch`` (as Buckets' are)
+    are padded to their longest, so unequal lengths cost more than their mean."""
+    s = np.sort(np.asarray(lengths))[::-1]
+    return float(sum(len(s[i : i + batch]) * s[i] for i in range(0, len(s), batch)) / max(1, len(s)))
+
+
+def resolve(cfg: ClassifyConfig, n_train: int, kind: str, mean_length: float) -> ClassifyConfig:
+    """The regime's choices, made from the training set's size and its sequences' ``mean_length`` (padded: see
+    ``padded_length``); config.json saves this result, so a resumed run trains exactly as it began.
+
+    - standard: a stratified validation split (``val_fraction``) for early stopping and the best checkpoint;
+      one model; no augmentation; lr 3e-3; STANDARD_EPOCHS epochs, or fewer where they would read more than
+      STANDARD_BUDGET sequence steps.
+    - small (auto: at most SMALL training sequences): every sequence trains (val_fraction 0, no early stopping; the
+      model is the last checkpoint) on a fixed schedule (warm-up, then cosine), with jitter and scaling (series),
+      lr 1e-2, and an ensemble whose probabilities are averaged. Its size and the schedule's length come from the
+      data: SMALL_STEPS steps for each of up to SMALL_ENSEMBLE members while FIT_BUDGET allows (``small_plan``).
+    Whatever was given explicitly (``ensemble``, ``augment``, ``lr``, ``epochs``, ``steps``) is kept.
+    """
+    small = cfg.regime == "small" or (cfg.regime == "auto" and n_train <= SMALL)
+    regime = "small" if small else "standard"
+    kinds = cfg.augment
+    if kinds == "auto":
+        kinds = "jitter,scale" if small and kind == "series" else "none"
+    if kind == "text" and augment.parse(kinds):
+        raise DataError(f"--augment {kinds}: augmentation (jitter, scale, slice) is for series, not text")
+    cfg = replace(cfg, regime=regime, augment=kinds, lr=cfg.lr if cfg.lr is not None else LR[regime])
+    if not small:
+        per_epoch = max(1.0, n_train * (1 - cfg.val_fraction) * mean_length)
+        epochs = max(1, min(STANDARD_EPOCHS, math.ceil(STANDARD_BUDGET / per_epoch)))
+        return replace(cfg, ensemble=cfg.ensemble or 1, epochs=cfg.epochs or epochs)
+    members, epochs = small_plan(cfg, n_train, mean_length)
+    return replace(cfg, ensemble=members, epochs=cfg.epochs or epochs, val_fraction=0.0, patience=None)
+
+
+def small_plan(cfg: ClassifyConfig, n_train: int, mean_length: float) -> tuple[int, int]:
+    """(members, epochs) of a small-regime fit: as many members as FIT_BUDGET gives SMALL_STEPS steps each (1 to
+    SMALL_ENSEMBLE, or ``cfg.ensemble``), and the epochs that make SMALL_STEPS steps, or fewer where the budget ends
+    first (never under MIN_STEPS)."""
+    per_step = min(cfg.batch, n_train) * mean_length  # sequence steps one member reads in a step
+    members = cfg.ensemble or max(1, min(SMALL_ENSEMBLE, math.floor(FIT_BUDGET / (SMALL_STEPS * per_step))))
+    steps = max(MIN_STEPS, min(SMALL_STEPS, FIT_BUDGET / (members * per_step)))
+    return members, math.ceil(steps / math.ceil(n_train / cfg.batch))
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -154,8 +221,10 @@ class Inputs:
         return cls(spec["kind"], Labels(spec["classes"]), cfg, tokenizer, series)
 
 
-def model_from(cfg: ClassifyConfig, inputs: Inputs) -> Classifier:
-    return Classifier(
+def model_from(cfg: ClassifyConfig, inputs: Inputs) -> Classifier | Ensemble:
+    members = cfg.ensemble or 1
+    return (Ensemble if members > 1 else Classifier)(
+        *([members] if members > 1 else []),
         len(inputs.labels.classes),
         channels=inputs.channels if inputs.kind == "series" else None,
         vocab_size=inputs.vocab_size,
@@ -234,12 +303,13 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: np.ndarray, title
 
 # ------------------------------------------------------------------------------------------------ the task
 @torch.no_grad()
-def predict_proba(model: Classifier, data: SequenceSet, batch: int = 256) -> np.ndarray:
-    """(n, K) class probabilities in the order of ``data``; batches sorted by length so that little is padded."""
+def predict_proba(model: Classifier | Ensemble, data: SequenceSet, batch: int = 256) -> np.ndarray:
+    """(n, K) class probabilities in the order of ``data``; batches sorted by length so that little is padded. An
+    ensemble's members are averaged in float64, so a row's probabilities never depend on its place in a batch."""
     model.eval()
-    out = np.zeros((len(data), model.head.out_features), dtype=np.float64)
+    out = np.zeros((len(data), model.classes), dtype=np.float64)
     for index, x, lengths in data.batches(batch):
-        out[index] = torch.softmax(model(x, lengths).double(), dim=1).numpy()
+        out[index] = torch.softmax(model.member_logits(x, lengths).double(), dim=2).mean(0).numpy()
     return out
 
 
@@ -248,8 +318,10 @@ class ClassifyTask(Task):
 
     loss_name = "loss (cross-entropy, nats)"
 
-    def __init__(self, model: Classifier, train_set: SequenceSet, val_set: SequenceSet, cfg: ClassifyConfig, K: int):
+    def __init__(self, model: Classifier | Ensemble, train_set: SequenceSet, val_set: SequenceSet, cfg: ClassifyConfig,
+                 K: int):  # fmt: skip
         self.model, self.train_set, self.val_set, self.cfg, self.K = model, train_set, val_set, cfg, K
+        self.augment = augment.parse(cfg.augment) if cfg.augment != "auto" else ()
         self.buckets = Buckets(train_set.lengths, cfg.batch, cfg.seed)
         self.tokens_per_step = max(1, int(min(cfg.batch, len(train_set)) * train_set.lengths.mean()))
         self.weights = None
@@ -260,12 +332,18 @@ class ClassifyTask(Task):
 
     def batch(self, step: int):
         index = self.buckets(step)
-        x, lengths = pad([self.train_set.x[i] for i in index])
+        items = [self.train_set.x[i] for i in index]
+        if self.augment:
+            items = augment.augment(items, self.augment, np.random.default_rng([self.cfg.seed, step]))
+        x, lengths = pad(items)
         return x, lengths, torch.from_numpy(self.train_set.y[index])
 
     def loss(self, batch) -> torch.Tensor:
+        """Each member's mean cross-entropy, averaged over the members (one for a single classifier)."""
         x, lengths, y = batch
-        return F.cross_entropy(self.model(x, lengths), y, weight=self.weights)
+        logits = self.model.member_logits(x, lengths)  # (M, B, K)
+        M = logits.shape[0]
+        return F.cross_entropy(logits.flatten(0, 1), y.repeat(M), weight=self.weights)
 
     def evaluate(self) -> dict[str, float]:
         m = metrics(self.val_set.y, predict_proba(self.model, self.val_set), self.K)
@@ -317,6 +395,8 @@ def train_classifier(
             if not cfg.data:
                 raise ValueError("give the training data (a file)")
             table = read_table(cfg.data, cfg, labels="required")
+        lengths = [min(len(s), cfg.max_len or len(s)) for s in table.items]  # characters, for text: an upper bound
+        cfg = resolve(cfg, len(table.items), table.kind, padded_length(lengths, cfg.batch))
         train_index, val_index = split(table, cfg)
         inputs = Inputs.fit(table, train_index, cfg)
     data = inputs.prepare(table)  # before anything is written: a bad sequence is named here
@@ -325,7 +405,10 @@ def train_classifier(
     K = len(inputs.labels.classes)
     per_epoch = Buckets(train_set.lengths, cfg.batch, cfg.seed).per_epoch
     saved_cfg = cfg  # config.json keeps what was asked (epochs); the loop gets it in steps
-    cfg = replace(cfg, steps=cfg.steps or cfg.epochs * per_epoch, eval_every=cfg.eval_every or per_epoch)
+    steps = cfg.steps or cfg.epochs * per_epoch
+    # The small regime has nothing held out to select by: one evaluation, at the end, and the model is the last.
+    every = cfg.eval_every or (steps if cfg.regime == "small" else per_epoch)
+    cfg = replace(cfg, steps=steps, eval_every=every)
     run = Path(resume) if resume else runs.create(out, "classify", cfg.model)
     with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
         if not resume:

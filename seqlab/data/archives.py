@@ -95,3 +95,43 @@ def load_collection(name: str) -> list[np.ndarray]:
     from pathlib import Path
 
     return read_tsf(Path(aeon.__file__).parent / "datasets" / "data" / "m1_yearly_dataset" / "m1_yearly_dataset.tsf")
+
+
+# The packages of Python's standard library whose docstrings make the text benchmark's classes.
+DOCSTRING_PACKAGES = ("asyncio", "email", "unittest", "xml", "multiprocessing", "http", "importlib", "tkinter",
+                      "idlelib", "logging", "urllib", "concurrent")  # fmt: skip
+
+
+def load_docstrings(split: str) -> Table:
+    """A text classification set that every Python installation has: the first paragraph of each function, class
+    and method docstring in DOCSTRING_PACKAGES of the standard library (tests left out), labelled by its package;
+    'train' or 'test' (every fifth docstring of each package, in the order of sorted paths and of the source).
+    Texts of at least 30 characters, whitespace collapsed, each text once; they vary with the Python version, so
+    the bench records their hash."""
+    import ast
+    import sysconfig
+    from pathlib import Path
+
+    if split not in ("train", "test"):
+        raise DataError(f"split must be train or test, got {split!r}")
+    root = Path(sysconfig.get_paths()["stdlib"])
+    texts, labels, seen = [], [], set()
+    for package in DOCSTRING_PACKAGES:
+        k = 0
+        for path in sorted(p for p in (root / package).rglob("*.py") if not {"test", "idle_test"} & set(p.parts)):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    doc = ast.get_docstring(node)
+                    text = " ".join(doc.split("\n\n")[0].split()) if doc else ""
+                    if len(text) >= 30 and text not in seen:
+                        seen.add(text)
+                        if (k % 5 == 4) == (split == "test"):
+                            texts.append(text)
+                            labels.append(package)
+                        k += 1
+    names = [f"docstring {i} ({split})" for i in range(len(texts))]
+    return Table("text", texts, labels, names, [str(i) for i in range(len(texts))])
