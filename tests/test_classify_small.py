@@ -37,7 +37,7 @@ def test_a_ucr_sized_set_gets_the_small_regime():
 
 def test_a_large_set_gets_the_standard_regime():
     cfg = resolve(ClassifyConfig(), classify.SMALL + 1, "series", 10.0)
-    assert (cfg.regime, cfg.val_fraction, cfg.patience, cfg.augment) == ("standard", 0.2, 60, "none")
+    assert (cfg.regime, cfg.val_fraction, cfg.patience, cfg.augment) == ("standard", 0.2, 20, "none")
     assert cfg.lr == classify.LR["standard"] and cfg.ensemble == 1 and cfg.epochs == classify.STANDARD_EPOCHS
     texts = resolve(ClassifyConfig(), 4000, "text", 400.0)  # a few thousand reviews: the budget shortens it
     assert texts.epochs == math.ceil(classify.STANDARD_BUDGET / (4000 * 0.8 * 400)) < classify.STANDARD_EPOCHS

@@ -72,7 +72,7 @@ class ClassifyConfig(TrainConfig, Columns):
     warmup: int = 20
     weight_decay: float = 0.01
     eval_every: int = 0  # 0: once per epoch
-    patience: int | None = 60  # evaluations without a better validation accuracy (ties: lower loss) before stopping
+    patience: int | None = 20  # evaluations without a better validation accuracy (ties: lower loss) before stopping
 
 
 def check_config(cfg: ClassifyConfig) -> None:
