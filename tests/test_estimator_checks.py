@@ -19,7 +19,6 @@ from seqlab.classify.estimator import SequenceClassifier
 EXPECTED_FAILED = {
     "check_classifiers_train": "predict(X.T) must fail, but X.T is n_features series of length n_samples",
     "check_n_features_in_after_fitting": "predict(X[:, [1]]) must fail, but those are series of length 1",
-    "check_class_weight_classifiers": "class_weight dicts are refused: the task weighs classes 'balanced' or not",
 }
 # A passing check that is listed fails too (1.8 on), so the list cannot outlive its reason.
 STRICT = {"xfail_strict": True} if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters else {}
@@ -80,14 +79,20 @@ def test_n_features_in_is_set_for_2d_arrays_only():
     assert not hasattr(tiny().fit([x[:, : 3 + i % 4] for i, x in enumerate(X)], y), "n_features_in_")
 
 
-def test_class_weight_takes_none_and_refuses_dicts():
+def test_class_weight_takes_none_and_dicts():
     rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(16, 5)), np.arange(16) % 2
+    X, y = rng.normal(size=(16, 5)), np.arange(16) % 2  # noise: nothing to learn but the weights
     np.testing.assert_array_equal(
         tiny(class_weight=None).fit(X, y).predict_proba(X), tiny(class_weight="none").fit(X, y).predict_proba(X)
     )
-    with pytest.raises(ValueError, match=r"class_weight as a dict \{label: weight\} is not supported"):
-        tiny(class_weight={0: 1.0, 1: 2.0}).fit(X, y)
+    np.testing.assert_array_equal(  # a dict of ones is no weighting; a label it does not name weighs 1
+        tiny(class_weight={0: 1.0}).fit(X, y).predict_proba(X), tiny().fit(X, y).predict_proba(X)
+    )
+    for heavy in (0, 1):  # past the warm-up, the heavy class takes (nearly) every prediction
+        weighted = tiny(class_weight={heavy: 100.0, 1 - heavy: 1.0}).set_params(epochs=60, ensemble=1).fit(X, y)
+        assert (weighted.predict(X) == heavy).mean() > 0.8
+    with pytest.raises(ValueError, match="class_weight of 1 must be a finite number >= 0"):
+        tiny(class_weight={0: 1.0, 1: -2.0}).fit(X, y)
 
 
 def test_missing_values_name_their_place_or_are_imputed():

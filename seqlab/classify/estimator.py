@@ -166,8 +166,8 @@ class SequenceClassifier(*_BASES):
       n_samples, which this classifier reads. (What else it checks is tested in tests/test_estimator_checks.py.)
     - ``check_n_features_in_after_fitting``: it requires ``predict(X[:, [1]])`` to fail with "X has 1 features,
       but ... is expecting 4 features"; those are series of length 1, which this classifier reads.
-    - ``check_class_weight_classifiers``: ``class_weight`` as a dict {label: weight} is refused, since the training
-      task weighs the loss by "balanced" or not at all; per-class weights would have to be added to ClassifyTask.
+
+    ``class_weight`` takes None, "balanced" or a dict {label: weight}; labels it does not name weigh 1.
     """
 
     def __init__(
@@ -220,8 +220,6 @@ class SequenceClassifier(*_BASES):
         params["seed"] = params.pop("random_state")
         params.pop("verbose")
         params.pop("threads")
-        if isinstance(params["class_weight"], dict):
-            raise ValueError("class_weight as a dict {label: weight} is not supported; use 'balanced' or None")
         params["class_weight"] = params["class_weight"] or "none"
         return ClassifyConfig(**params)
 

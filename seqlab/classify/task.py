@@ -61,7 +61,7 @@ class ClassifyConfig(TrainConfig, Columns):
     pooling: str = "mean"  # last | mean | max | attention | concat (last+max+mean): FCN's global average pooling
     dropout: float = 0.1  # before the head (and between layers)
     backend: str = "auto"
-    class_weight: str = "none"  # none | balanced (loss weights n / (K n_k) for skewed classes)
+    class_weight: str | dict = "none"  # none | balanced (n / (K n_k)) | {label: weight} (others weigh 1)
     regime: str = "auto"  # auto | small | standard (see resolve): auto is small for at most SMALL training sequences
     ensemble: int | None = None  # members whose probabilities are averaged; None: the regime's (small: up to 5)
     augment: str = "auto"  # auto | none | a comma list of jitter, scale, slice (series): auto is jitter,scale if small
@@ -82,7 +82,6 @@ def check_config(cfg: ClassifyConfig) -> None:
         "regime": ("auto", "small", "standard"),
         "pooling": POOLINGS,
         "tokenizer": ("char", "word", "bpe"),
-        "class_weight": ("none", "balanced"),
         "missing": ("refuse", "impute"),
     }
     for name, allowed in choices.items():
@@ -92,6 +91,12 @@ def check_config(cfg: ClassifyConfig) -> None:
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
     check_heads(cfg.model, cfg.hidden, cfg.heads)
+    if isinstance(cfg.class_weight, dict):
+        for label, w in cfg.class_weight.items():
+            if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+                raise ValueError(f"class_weight of {label!r} must be a finite number >= 0, got {w!r}")
+    elif cfg.class_weight not in ("none", "balanced"):
+        raise ValueError(f"class_weight must be one of none, balanced or a dict; got {cfg.class_weight!r}")
     if cfg.augment != "auto":
         augment.parse(cfg.augment)
 
@@ -134,6 +139,8 @@ def resolve(cfg: ClassifyConfig, n_train: int, kind: str, mean_length: float) ->
     if kind == "text" and augment.parse(kinds):
         raise DataError(f"--augment {kinds}: augmentation (jitter, scale, slice) is for series, not text")
     cfg = replace(cfg, regime=regime, augment=kinds, lr=cfg.lr if cfg.lr is not None else LR[regime])
+    if isinstance(cfg.class_weight, dict):  # as config.json will hold it: labels as text, weights as floats
+        cfg = replace(cfg, class_weight={str(k): float(v) for k, v in cfg.class_weight.items()})
     if not small:
         per_epoch = max(1.0, n_train * (1 - cfg.val_fraction) * mean_length)
         epochs = max(1, min(STANDARD_EPOCHS, math.ceil(STANDARD_BUDGET / per_epoch)))
@@ -319,7 +326,7 @@ class ClassifyTask(Task):
     loss_name = "loss (cross-entropy, nats)"
 
     def __init__(self, model: Classifier | Ensemble, train_set: SequenceSet, val_set: SequenceSet, cfg: ClassifyConfig,
-                 K: int):  # fmt: skip
+                 K: int, classes: np.ndarray | None = None):  # fmt: skip
         self.model, self.train_set, self.val_set, self.cfg, self.K = model, train_set, val_set, cfg, K
         self.augment = augment.parse(cfg.augment) if cfg.augment != "auto" else ()
         self.buckets = Buckets(train_set.lengths, cfg.batch, cfg.seed)
@@ -328,6 +335,9 @@ class ClassifyTask(Task):
         if cfg.class_weight == "balanced":
             counts = np.bincount(train_set.y, minlength=K).astype(np.float64)
             self.weights = torch.tensor(len(train_set.y) / (K * np.maximum(counts, 1)), dtype=torch.float32)
+        elif isinstance(cfg.class_weight, dict):  # keyed by the label as given, or as config.json holds it (text)
+            given = {str(k): float(v) for k, v in cfg.class_weight.items()}
+            self.weights = torch.tensor([given.get(str(c), 1.0) for c in classes], dtype=torch.float32)
         self.last: dict = {}
 
     def batch(self, step: int):
@@ -423,7 +433,7 @@ def train_classifier(
             )
         torch.manual_seed(cfg.seed)
         model = model_from(cfg, inputs)
-        task = ClassifyTask(model, train_set, val_set, cfg, K)
+        task = ClassifyTask(model, train_set, val_set, cfg, K, inputs.labels.classes)
         result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)
         model = load(run)[0]
         m = metrics(val_set.y, predict_proba(model, val_set), K)
