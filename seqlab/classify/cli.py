@@ -7,12 +7,12 @@ from pathlib import Path
 
 from .. import flags, runs
 from ..data.tables import Columns
+from .baselines import BASELINES
+from .bench import DATASETS, MODELS
 from .task import ClassifyConfig
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(Columns))
-BENCH_SETS = ("GunPoint", "ItalyPowerDemand", "JapaneseVowels", "OSULeaf", "ACSF1", "PickupGestureWiimoteZ",
-              "docstrings")  # bench.DATASETS (importing bench loads torch)  # fmt: skip
-BENCH_METHODS = ("default", "LSTM", "LSTM-FCN", "Inception", "MiniRocket", "MultiRocket-Hydra", "1-NN DTW")
+BENCH_METHODS = (*MODELS, *BASELINES)
 
 
 def add_parser(sub, common) -> None:
@@ -43,7 +43,7 @@ def add_parser(sub, common) -> None:
         p.set_defaults(column_flags=COLUMNS)
     bench_help = "UCR/UEA data sets that aeon ships, several seeds, beside MiniRocket, MultiRocket-Hydra and 1-NN DTW"
     bn = c_sub.add_parser("bench", parents=[common], help=bench_help)
-    bn.add_argument("--datasets", type=flags.comma_list(BENCH_SETS), default=list(BENCH_SETS))
+    bn.add_argument("--datasets", type=flags.comma_list(DATASETS), default=list(DATASETS))
     bn.add_argument(
         "--methods",
         type=flags.comma_list(BENCH_METHODS),

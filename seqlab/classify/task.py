@@ -87,9 +87,6 @@ def check_config(cfg: ClassifyConfig) -> None:
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(cfg, name)!r}")
-    for name in ("hidden", "layers", "batch", "embed", "heads"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
     check_heads(cfg.model, cfg.hidden, cfg.heads)
     if isinstance(cfg.class_weight, dict):
         for label, w in cfg.class_weight.items():
