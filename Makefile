@@ -46,7 +46,7 @@ bench-forecast: $(STAMP)
 
 # Injected anomalies, GunPoint one-class, and codes -> logistic regression on ItalyPowerDemand; 3 seeds.
 bench-autoencode: $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[aeon]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[aeon,anomaly]'
 	$(BIN)/seqlab autoencode bench --out runs/autoencode-bench-$(shell date +%Y%m%d-%H%M%S)
 
 # TimeGAN on the paper's sines and on JapaneseVowels (conditional on the speaker), side by side on one thread

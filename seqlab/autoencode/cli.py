@@ -30,9 +30,11 @@ def add_parser(sub, common) -> None:
         flags.add_config_flags(q, Columns)
         q.set_defaults(column_flags=COLUMNS)
     s.add_argument("--normal-label", help="with labels in DATA: the normal class; prints precision, recall, F1")
-    s.add_argument("--plot", help="PNG to write: the score histogram and the worst sequences' errors")
-    b = a_sub.add_parser("bench", parents=[common], help="synthetic spikes and shifts, GunPoint one-class, codes -> "
-                         "logistic regression (ItalyPowerDemand)")  # fmt: skip
+    s.add_argument("--plot", help="PNG to write: the score histogram, the worst sequences' step scores and intervals")
+    s.add_argument("--step-labels", help="an .npy or .npz (array y) of 0/1 per step, one row per series (padded "
+                   "rows are cut to each length): prints point-wise area under PR and range-based F1")  # fmt: skip
+    b = a_sub.add_parser("bench", parents=[common], help="six synthetic anomaly kinds, KDD-TSAD 135 and GunPoint: "
+                         "seqlab's detectors beside matrix profile, isolation forest and k-NN")  # fmt: skip
     b.add_argument("--out", help="benchmark folder (an existing one is continued)")
     b.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
 
@@ -73,14 +75,15 @@ def score(args) -> None:
     if args.plot:
         runs.refuse_existing(args.plot, force=None, flag="--plot")
     cfg = read_config(Path(args.run))[0]
-    result = score(args.run, args.data, columns_of(args, cfg), args.normal_label)
+    step_labels = read_step_labels(args.step_labels) if args.step_labels else None
+    result = score(args.run, args.data, columns_of(args, cfg), args.normal_label, step_labels)
     write_scores(out, result)
     if args.plot:
         plot_scores(Path(args.plot), result, cfg.score)
-    flagged = int(result["anomaly"].sum())
+    flagged, spans = int(result["anomaly"].sum()), sum(len(i) for i in result["intervals"])
     print(
-        f"{flagged} of {len(result['scores'])} sequences above the threshold {result['threshold']:.4g}; "
-        f"written to {out} and {out.with_name(out.stem + '-steps.csv')}"
+        f"{flagged} of {len(result['scores'])} sequences above the threshold {result['threshold']:.4g}, "
+        f"{spans} flagged intervals; written to {out}, {out.stem}-steps.csv and {out.stem}-intervals.csv"
     )
     if "metrics" in result:
         m = result["metrics"]
@@ -88,6 +91,29 @@ def score(args) -> None:
             f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
             f"area under PR {m['auc_pr']:.3f}"
         )
+    if "localisation" in result:
+        m = result["localisation"]
+        print(
+            f"steps: point-wise area under PR {m['step_auc_pr']:.3f}; range-based precision "
+            f"{m['range_precision']:.3f}, recall {m['range_recall']:.3f}, F1 {m['range_f1']:.3f}"
+        )
+
+
+def read_step_labels(path: str) -> list:
+    """Per-step 0/1 labels: an .npy array, or an .npz's ``y``; (n, T), rows padded to the longest series."""
+    import numpy as np
+
+    from ..data.errors import DataError
+    from ..data.tables import data_file
+
+    try:
+        got = np.load(data_file(path), allow_pickle=False)
+        y = got["y"] if isinstance(got, np.lib.npyio.NpzFile) else got
+    except (ValueError, KeyError, OSError) as e:
+        raise DataError(f"{path}: not step labels (an .npy array, or an .npz with y): {e}") from None
+    if y.ndim != 2:
+        raise DataError(f"{path}: step labels must be (series, steps), got shape {y.shape}")
+    return list(y)
 
 
 def bench(args) -> None:
@@ -96,5 +122,5 @@ def bench(args) -> None:
 
     out = Path(args.out) if args.out else runs.default_dir("autoencode-bench")
     rows = bench.run(out, args.seeds, echo=lambda s: print(s, flush=True))
-    print(bench.table(rows, AutoencodeConfig()))
+    print(bench.table(rows, AutoencodeConfig(epochs=bench.EPOCHS)))
     print(f"written to {out}: table.md, results.csv, one run directory per task and seed")

@@ -8,6 +8,9 @@ previous value, and emits one step at a time (Srivastava et al. 2015; EncDec-AD,
 - ``reconstruct(..., teacher=True)``: the previous true value is the input (teacher forcing), for training;
 - ``teacher=False``: the decoder's own previous output is the input (free running), for scoring — a decoder that
   saw the true previous value would copy an anomaly instead of failing on it.
+
+``NextStep`` is the other detector: a causal stack that predicts each step from the steps before it (LSTM-AD,
+Malhotra et al. 2015). It needs no code and no look-ahead, so it scores a stream of any length chunk by chunk.
 """
 
 from __future__ import annotations
@@ -62,3 +65,37 @@ class SequenceAutoencoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor, teacher: bool = True) -> Tensor:
         return self.reconstruct(self.encode(x, lengths), lengths, x if teacher else None)
+
+
+class NextStep(nn.Module):
+    """A causal multi-step-ahead model (LSTM-AD): h_t = stack(x_{t-1}, h_{t-1}) with x_{-1} = 0, and from h_t the
+    predictions of the next ``ahead`` steps, x̂_{t+k|t-1} = W_k h_t + b_k for k = 0 .. ahead-1.
+
+    ``forward(x, lengths, state, prev)`` returns the predictions (B, T, ahead, C) made at every step of x (B, T, C)
+    from the steps before it, with the state after the chunk. To go on with the next chunk of the same sequences,
+    pass that state and ``prev``, the chunk's last step (B, 1, C): chunk by chunk equals whole (a test holds it)."""
+
+    def __init__(self, channels: int, model: str = "gru", hidden: int = 64, layers: int = 1, backend: str = "auto",
+                 ahead: int = 1):  # fmt: skip
+        super().__init__()
+        self.ahead = ahead
+        self.stack = backbone(model, channels=channels, hidden=hidden, layers=layers, backend=backend)
+        self.out = nn.Linear(hidden, ahead * channels)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None, prev: Tensor | None = None):
+        B, T, C = x.shape
+        prev = torch.zeros_like(x[:, :1]) if prev is None else prev
+        h, state = self.stack(torch.cat([prev, x[:, :-1]], dim=1), state, lengths=lengths)
+        out = self.out(h).view(B, T, self.ahead, C)
+        if lengths is not None:
+            out = out * valid_mask(lengths.to(out.device), T)[:, :, None, None]
+        return out, state
+
+
+def aligned(pred: Tensor, x: Tensor) -> Tensor:
+    """Errors at the step they predict: (B, T, ahead, C) predictions and x (B, T, C) -> e (B, T, ahead, C) with
+    e[:, t, k] = x_t - x̂_{t|t-k-1}, the error of the prediction made k steps earlier; NaN where t < k."""
+    e = torch.full_like(pred, float("nan"))
+    for k in range(min(pred.shape[2], x.shape[1])):
+        e[:, k:, k] = x[:, k:] - pred[:, : x.shape[1] - k, k]
+    return e
