@@ -97,10 +97,12 @@ def test_forecast_errors_chunked_padded_equal_each_sequence_alone(model):
 def test_reconstruct_errors_tile_long_series_into_windows():
     torch.manual_seed(0)
     net = SequenceAutoencoder(2, "gru", hidden=5, code=3).eval()
-    x = np.random.default_rng(0).normal(size=(25, 2)).astype(np.float32)
-    got = errors(net, SequenceSet([x], None, ["a"]), window=10)[0]
-    pieces = [errors(net, SequenceSet([x[s : s + 10]], None, ["a"]), window=10)[0] for s in (0, 10, 20)]
-    np.testing.assert_allclose(got, np.concatenate(pieces), rtol=1e-5, atol=1e-6)
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(n, 2)).astype(np.float32) for n in (7, 25, 13)]  # batched longest first, put back in order
+    got = errors(net, SequenceSet(xs, None, list("abc")), window=10)
+    for x, g in zip(xs, got, strict=True):
+        pieces = [errors(net, SequenceSet([x[s : s + 10]], None, ["a"]), window=10)[0] for s in range(0, len(x), 10)]
+        np.testing.assert_allclose(g, np.concatenate(pieces), rtol=1e-5, atol=1e-6)
 
 
 def test_windows_tile_for_scoring_and_cover_for_training():
@@ -109,6 +111,7 @@ def test_windows_tile_for_scoring_and_cover_for_training():
     assert [len(p) for p in tiles] == [10, 10, 3] and np.array_equal(np.concatenate(tiles), x)
     train = windows([x, x[:7]], 10, 4)
     assert [p[0, 0] for p in train[:-1]] == [0, 4, 8, 12, 13] and train[-2][-1, 0] == 22 and len(train[-1]) == 7
+    assert [(p[0, 0], len(p)) for p in windows([x[:10], x[:11]], 10, 2)] == [(0, 10), (0, 10), (1, 10)]
 
 
 def test_gaussian_score_is_the_mahalanobis_distance():
@@ -171,11 +174,13 @@ def test_reconstruct_detector_embeds_and_scores(tmp_path):
     X, _ = family(60, 1)
     cfg = AutoencodeConfig(**{**SMALL, "epochs": 20, "detector": "reconstruct", "window": 64})
     _, run = train_autoencoder(cfg, table_of(X), tmp_path / "r", **QUIET)
-    test, _ = family(10, 2, "shift")
-    result = autoencode.score(run, table_of(test))
-    assert [len(s) for s in result["steps"]] == [x.shape[1] for x in test]
+    normal, _ = family(20, 2)
+    test, _ = family(20, 3, "shift")
+    result = autoencode.score(run, table_of(normal + test, ["n"] * 20 + ["a"] * 20), normal_label="n")
+    assert [len(s) for s in result["steps"]] == [x.shape[1] for x in normal + test]
+    assert result["metrics"]["auc_pr"] > 0.8  # 0.5 by chance
     codes, _ = autoencode.embed(run, table_of(test))
-    assert codes.shape == (10, 8) and np.isfinite(codes).all()
+    assert codes.shape == (20, 8) and np.isfinite(codes).all()
 
 
 def test_runs_from_before_the_detectors_score_as_they_did(tmp_path):
@@ -237,6 +242,14 @@ def test_cli_train_score_embed(tmp_path, capsys):
     assert sum(int(r["intervals"]) for r in rows) == len(spans)
     assert main(["autoencode", "score", str(run), str(tmp_path / "t.npz"), "--out", str(out)]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
+    (tmp_path / "s2-intervals.csv").write_text("mine")  # a file beside --out is never replaced without --force
+    assert main(["autoencode", "score", str(run), str(tmp_path / "t.npz"), "--out", str(tmp_path / "s2.csv")]) == 2
+    assert "s2-intervals.csv exists" in capsys.readouterr().err
+    assert (tmp_path / "s2-intervals.csv").read_text() == "mine" and not (tmp_path / "s2.csv").exists()
+    np.save(tmp_path / "one.npy", y[40])  # one series' labels as a 1-D array
+    assert main(["autoencode", "score", str(run), str(tmp_path / "t.npz"), "--out", str(tmp_path / "s3.csv"),
+                 "--step-labels", str(tmp_path / "one.npy")]) == 2  # fmt: skip
+    assert "step labels for 1 series; the data has 44" in capsys.readouterr().err
     run2 = tmp_path / "run2"
     assert main(["autoencode", "train", str(tmp_path / "d.npz"), "--out", str(run2), "--no-progress", "--detector",
                  "reconstruct", "--epochs", "2", "--code", "4"]) == 0  # fmt: skip
@@ -246,20 +259,29 @@ def test_cli_train_score_embed(tmp_path, capsys):
 
 def test_bad_input_is_one_line(tmp_path, capsys):
     np.savez(tmp_path / "three.npz", X=np.zeros((4, 3, 10), np.float32))
-    np.savez(tmp_path / "two.npz", X=np.zeros((4, 2, 10), np.float32))
+    np.savez(tmp_path / "two.npz", X=np.zeros((4, 2, 40), np.float32))
     run = tmp_path / "run"
-    assert main(["autoencode", "train", str(tmp_path / "two.npz"), "--out", str(run), "--epochs", "1",
+    assert main(["autoencode", "train", str(tmp_path / "two.npz"), "--out", str(run), "--epochs", "1", "--ahead", "1",
                  "--no-progress"]) == 0  # fmt: skip
     capsys.readouterr()
     assert main(["autoencode", "score", str(run), str(tmp_path / "three.npz"), "--out", str(tmp_path / "s.csv")]) == 2
     assert "3 channels, expected 2 as the model" in capsys.readouterr().err
-    np.save(tmp_path / "y.npy", np.zeros((3, 10)))
+    np.save(tmp_path / "y.npy", np.zeros((3, 40)))
     assert main(["autoencode", "score", str(run), str(tmp_path / "two.npz"), "--out", str(tmp_path / "s.csv"),
                  "--step-labels", str(tmp_path / "y.npy")]) == 2  # fmt: skip
     assert "step labels for 3 series; the data has 4" in capsys.readouterr().err
+    (tmp_path / "empty.npy").write_bytes(b"")
+    assert main(["autoencode", "score", str(run), str(tmp_path / "two.npz"), "--out", str(tmp_path / "s.csv"),
+                 "--step-labels", str(tmp_path / "empty.npy")]) == 2  # fmt: skip
+    assert "not a valid .npy file" in capsys.readouterr().err
+    config = json.loads((run / "config.json").read_text())
+    del config["threshold"]  # as a run whose training stopped before its thresholds were set
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["autoencode", "score", str(run), str(tmp_path / "two.npz"), "--out", str(tmp_path / "s.csv")]) == 2
+    assert "training did not finish" in capsys.readouterr().err
     nan = np.zeros((4, 2, 10), np.float32)
     nan[2, 1, 7] = np.nan
-    np.savez(tmp_path / "nan.npz", X=nan)
+    np.savez(tmp_path / "nan.npz", X=np.pad(nan, ((0, 0), (0, 0), (0, 30))))
     assert main(["autoencode", "train", str(tmp_path / "nan.npz"), "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
     assert "series 2 of" in (err := capsys.readouterr().err) and "time step 7, channel 1" in err
     assert main(["autoencode", "train", str(tmp_path / "two.npz"), "--score", "median", "--out",

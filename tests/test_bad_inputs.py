@@ -48,7 +48,7 @@ def files(tmp_path_factory):
     ]
     assert main(["lm", "train", str(root / "c.txt"), *small_lm, "--out", str(root / "lm"), *quiet]) == 0
     assert main(["autoencode", "train", str(root / "s.npz"), "--steps", "4", "--hidden", "4", "--code", "2",
-                 "--out", str(root / "ae"), *quiet]) == 0  # fmt: skip
+                 "--ahead", "1", "--out", str(root / "ae"), *quiet]) == 0  # fmt: skip
     return root
 
 
@@ -103,7 +103,7 @@ def bad(files):
         (["autoencode", "train", f["s.npz"], "--ahead", "0"], "--ahead must be at least 1"),
         (["autoencode", "embed", f["ae"], f["s.npz"], "--out", f["folder"] + "/c.npy"], "has no codes"),
         (["autoencode", "score", f["ae"], f["s.npz"], "--out", f["folder"] + "/x.csv", "--step-labels", f["f.npy"]],
-         "step labels must be (series, steps)"),
+         "step labels for 1 series; the data has 24"),
         (["autoencode", "train", f["s.npz"], "--code", "0"], "--code must be at least 1"),
         (["autoencode", "train", f["c.txt"]], "c.txt"),
         (["autoencode", "score", f["ae"], f["s.npz"], "--out", f["folder"] + "/x.csv", "--normal-label", "5"],

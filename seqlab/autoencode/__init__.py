@@ -1,4 +1,5 @@
-"""Sequence autoencoders: codes and anomaly scores (task.py), the ``seqlab autoencode`` command (cli.py) and the
+"""Anomaly detectors and sequence autoencoders: training, scores and codes (task.py), the ``seqlab autoencode``
+command (cli.py), the anomaly scores' metrics (metrics.py), the practitioner's baselines (baselines.py) and the
 benchmark (bench.py)."""
 
 from .task import (

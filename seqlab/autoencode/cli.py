@@ -16,12 +16,12 @@ def add_parser(sub, common) -> None:
     a = sub.add_parser("autoencode", help="sequence autoencoders: codes and anomaly scores")
     a_sub = a.add_subparsers(dest="autoencode_command", required=True)
     t = a_sub.add_parser("train", parents=[common, flags.training()],
-                         help="train on series (the classifier's series formats; labels are ignored)")  # fmt: skip
+                         help="train on normal series (the classifier's series formats)")  # fmt: skip
     flags.add_train_flags(t, "autoencode", resumable=False)
     flags.add_config_flags(t, AutoencodeConfig, skip=("data",))
     e = a_sub.add_parser("embed", parents=[common], help="write each sequence's code: .npy, or .csv with an id column")
     s = a_sub.add_parser("score", parents=[common],
-                         help="per-sequence and per-step reconstruction errors, flagged by the threshold")  # fmt: skip
+                         help="per-step anomaly scores, flagged steps and intervals, per-sequence scores")  # fmt: skip
     for q in (e, s):
         q.add_argument("run")
         q.add_argument("data")
@@ -72,6 +72,8 @@ def score(args) -> None:
     from .task import plot_scores, read_config, score, write_scores
 
     out = runs.refuse_existing(args.out, args.force)
+    for beside in ("steps", "intervals"):  # written beside --out: never replaced without --force either
+        runs.refuse_existing(out.with_name(f"{out.stem}-{beside}.csv"), args.force)
     if args.plot:
         runs.refuse_existing(args.plot, force=None, flag="--plot")
     cfg = read_config(Path(args.run))[0]
@@ -100,17 +102,25 @@ def score(args) -> None:
 
 
 def read_step_labels(path: str) -> list:
-    """Per-step 0/1 labels: an .npy array, or an .npz's ``y``; (n, T), rows padded to the longest series."""
+    """Per-step 0/1 labels: an .npy array, or an .npz's ``y``; (n, T), rows padded to the longest series, or (T,)
+    for one series."""
+    import zipfile
+
     import numpy as np
 
     from ..data.errors import DataError
-    from ..data.tables import data_file
+    from ..data.tables import data_file, numpy_file
 
+    file = data_file(path)
+    numpy_file(file)
     try:
-        got = np.load(data_file(path), allow_pickle=False)
-        y = got["y"] if isinstance(got, np.lib.npyio.NpzFile) else got
-    except (ValueError, KeyError, OSError) as e:
+        y = np.load(file, allow_pickle=False)
+        if isinstance(y, np.lib.npyio.NpzFile):
+            with y as archive:
+                y = archive["y"]
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not step labels (an .npy array, or an .npz with y): {e}") from None
+    y = y[None] if y.ndim == 1 else y
     if y.ndim != 2:
         raise DataError(f"{path}: step labels must be (series, steps), got shape {y.shape}")
     return list(y)

@@ -9,14 +9,17 @@ not used for training (a series labelled ``anomaly_label`` is refused there) and
 precision and recall against ``normal_label``. Channels are standardised with statistics of the training split.
 
 Two detectors, each in its best published form:
-- ``forecast`` (LSTM-AD, Malhotra et al. 2015): a causal stack predicts each step from the ones before it; the
-  error is e_t = x_t - x̂_t (C,). It runs a series of any length chunk by chunk with its state carried.
+- ``forecast`` (LSTM-AD, Malhotra et al. 2015): a causal stack predicts the next ``ahead`` steps from the ones before
+  them; a step's errors are x_t - x̂_{t|t-k-1} for k < ahead, the step as predicted 1 .. ahead steps earlier (ahead·C
+  numbers; the first steps, which lack some of them, score 0). It reads a series of any length chunk by chunk with
+  its state carried.
 - ``reconstruct`` (EncDec-AD, Malhotra et al. 2016): the autoencoder rebuilds each window of ``window`` steps from
   its code, free running; e_t = x_t - x̂_t.
-Either way the errors are normalised by their distribution on held-out normal data: a Gaussian N(μ, Σ) over the C
-channels, a_t = (e_t - μ)ᵀ Σ⁻¹ (e_t - μ), and the step's score is the centred moving average of log(1 + a_t)
-over ``smooth`` steps (the log keeps one huge error from swamping its neighbours' average; ``smooth`` 0 = the
-dominant period of the training data, the window heuristic of TimeEval's benchmarks, at most 64 steps).
+Either way the errors are normalised by their distribution on held-out normal data: a Gaussian N(μ, Σ) over a
+step's ahead·C errors (forecast) or C (reconstruct), a_t = (e_t - μ)ᵀ Σ⁻¹ (e_t - μ), and the step's score is the
+centred moving average of log(1 + a_t) over ``smooth`` steps (the log keeps one huge error from swamping its
+neighbours' average; ``smooth`` 0 = the dominant period of the training data, the window heuristic of TimeEval's
+benchmarks, at most 64 steps, and 8 when the data has no period).
 The thresholds flag a stated share of held-out normal data, ``false_alarm``: of its steps (the per-step threshold)
 and of its sequences (the sequence threshold on a sequence's ``score``: max or mean of its step
 scores). The held-out data is ``val_fraction`` of the training series, or with fewer than 5 series the last
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 
 from .. import runs
+from ..checkpoint import CheckpointError
 from ..data.errors import DataError
 from ..data.preprocess import SeriesPrep, series_of
 from ..data.sequences import Buckets, SequenceSet, pad
@@ -48,6 +52,7 @@ from .metrics import average_precision, intervals, range_scores, smooth
 SCORES = ("mean", "max")
 DETECTORS = ("forecast", "reconstruct")
 MAX_SMOOTH = 64
+ROWS_PER_DIMENSION = 10  # held-out steps per dimension of the errors' Gaussian, at least
 FEW = 5  # with fewer training series, the held-out normal data is the end of each series, not whole series
 
 
@@ -72,7 +77,9 @@ class AutoencodeConfig(TrainConfig, Columns):
     bidirectional: bool = True  # reconstruct: the encoder (the decoder runs forward)
     backend: str = "auto"
     ahead: int = 8  # forecast: each step is predicted this many times, 1 .. ahead steps before it (LSTM-AD's l)
-    window: int = 256  # longer series train as windows of this many steps (stride window/4); scoring reads them whole
+    # longer series train as windows of this many steps (stride window/4); a forecaster scores in chunks of it with its
+    # state carried, an autoencoder rebuilds one window at a time (embed encodes whole series, as long as trained)
+    window: int = 256
     smooth: int = 0  # step scores: centred moving average over this many steps (1: none; 0: the data's period)
     batch: int = 32
     epochs: int = 200
@@ -178,8 +185,15 @@ def _first(state, k: int):
     return tuple(s[:, :k] for s in state) if isinstance(state, tuple) else state[:, :k]
 
 
+def too_little(rows: int, D: int) -> str:
+    return (
+        f"too little held-out normal data for the errors' {D}-dimensional Gaussian: {rows} steps with every "
+        f"prediction, {ROWS_PER_DIMENSION * D} needed; give longer or more series, or a smaller --ahead"
+    )
+
+
 class Normal:
-    """The Gaussian of normal errors over the channels: a_t = (e_t - μ)ᵀ Σ⁻¹ (e_t - μ) (EncDec-AD's score; the
+    """The Gaussian of a step's normal errors (D of them): a_t = (e_t - μ)ᵀ Σ⁻¹ (e_t - μ) (EncDec-AD's score; the
     negative log-likelihood up to constants)."""
 
     def __init__(self, mean, precision):
@@ -189,9 +203,8 @@ class Normal:
     def fit(cls, errors: list[np.ndarray]) -> Normal:
         e = np.concatenate(errors)
         e = e[np.isfinite(e).all(1)]
-        if len(e) < 2:
-            raise DataError("too little held-out normal data to fit the errors' distribution (fewer than 2 steps "
-                            "with every prediction): give longer or more series, or a smaller --ahead")  # fmt: skip
+        if len(e) < ROWS_PER_DIMENSION * e.shape[1]:
+            raise DataError(too_little(len(e), e.shape[1]))
         cov = np.atleast_2d(np.cov(e.T))
         cov += np.eye(len(cov)) * max(1e-6 * np.trace(cov) / len(cov), 1e-12)  # a dead channel stays invertible
         return cls(e.mean(0), np.linalg.inv(cov))
@@ -298,7 +311,7 @@ def split(table: Table, cfg: AutoencodeConfig) -> Split:
                             "series or --val-fraction 0")  # fmt: skip
         return Split([x[:c] for x, c in zip(items, cut, strict=True)], names, items, names, cut)
     order = np.random.default_rng(cfg.seed).permutation(len(items))
-    n_val = max(1, round(cfg.val_fraction * len(items)))
+    n_val = min(max(1, round(cfg.val_fraction * len(items))), len(items) - 1)
     val, trn = np.sort(order[:n_val]), np.sort(order[n_val:])
     return Split([items[i] for i in trn], [names[i] for i in trn], [items[i] for i in val], [names[i] for i in val],
                  [0] * n_val)  # fmt: skip
@@ -334,10 +347,6 @@ def train_autoencoder(cfg: AutoencodeConfig, table: Table | None = None, out: st
     table = series_of(table, "the autoencoder")
     check_training(table, cfg)
     parts = split(table, cfg)
-    first = cfg.ahead if cfg.detector == "forecast" else 0  # a forecaster's first steps lack some predictions
-    if sum(max(0, len(x) - max(f, first)) for x, f in zip(parts.held, parts.held_from, strict=True)) < 2:
-        raise DataError("too little held-out normal data to fit the errors' distribution (fewer than 2 steps with "
-                        "every prediction): give longer or more series, or a smaller --ahead")  # fmt: skip
     prep = SeriesPrep.fit(parts.train, parts.train_names, cfg.missing)
     scaled = prep(parts.train, parts.train_names)
     if cfg.smooth == 0:
@@ -345,6 +354,11 @@ def train_autoencoder(cfg: AutoencodeConfig, table: Table | None = None, out: st
     pieces = windows(scaled, cfg.window, max(1, cfg.window // 4))
     train_set = SequenceSet(pieces, None, [f"window {i}" for i in range(len(pieces))])
     val_set = SequenceSet(prep(parts.held, parts.held_names), None, parts.held_names)
+    first, D = (cfg.ahead, cfg.ahead * table.items[0].shape[1]) if cfg.detector == "forecast" else (0, None)
+    rows = sum(max(0, len(x) - max(f, first)) for x, f in zip(parts.held, parts.held_from, strict=True))
+    D = D or table.items[0].shape[1]
+    if rows < ROWS_PER_DIMENSION * D:  # refused before a run exists, as Normal.fit would after training
+        raise DataError(too_little(rows, D))
     run = runs.create(out, "autoencode", cfg.model, resumable=False)
     per_epoch = Buckets(train_set.lengths, cfg.batch, cfg.seed).per_epoch
     loop = replace(cfg, steps=cfg.steps or cfg.epochs * per_epoch, eval_every=cfg.eval_every or per_epoch)
@@ -394,6 +408,8 @@ def score(run, table: Table | str | Path, columns: Columns | None = None, normal
     ``step_labels`` (one bool array per sequence): point-wise area under PR and range-based precision, recall and F1
     (``localisation``)."""
     model, cfg, saved, table, data = _data(run, table, columns)
+    if "threshold" not in saved:
+        raise CheckpointError(f"{run}: training did not finish, so the run has no thresholds; train it again")
     normal = Normal(**saved["normal"]) if "normal" in saved else None
     steps = step_scores(errors(model, data, cfg.window), normal, cfg.smooth)
     s = sequence_scores(steps, cfg.score)
@@ -411,11 +427,11 @@ def score(run, table: Table | str | Path, columns: Columns | None = None, normal
         y = np.array([0 if str(v) == str(normal_label) else 1 for v in table.labels])
         result["metrics"] = detection(y, s, saved["threshold"])
     if step_labels is not None:
-        result["localisation"] = localisation(check_step_labels(step_labels, steps), steps, step_threshold)
+        result["localisation"] = localisation(check_step_labels(step_labels, steps, table.ids), steps, step_threshold)
     return result
 
 
-def check_step_labels(labels, steps: list[np.ndarray]) -> list[np.ndarray]:
+def check_step_labels(labels, steps: list[np.ndarray], ids: list[str]) -> list[np.ndarray]:
     """Per-step labels as one bool array per sequence: rows of a padded (n, T) array are cut to each length."""
     if len(labels) != len(steps):
         raise DataError(f"step labels for {len(labels)} series; the data has {len(steps)}")
@@ -423,9 +439,9 @@ def check_step_labels(labels, steps: list[np.ndarray]) -> list[np.ndarray]:
     for i, (y, s) in enumerate(zip(labels, steps, strict=True)):
         y = np.asarray(y)
         if y.ndim != 1 or len(y) < len(s):
-            raise DataError(f"step labels of series {i}: {y.shape}, expected at least {len(s)} steps")
+            raise DataError(f"step labels of series {ids[i]!r}: shape {y.shape}, expected at least {len(s)} steps")
         if not np.isin(y[: len(s)], (0, 1)).all():
-            raise DataError(f"step labels of series {i}: values other than 0 and 1")
+            raise DataError(f"step labels of series {ids[i]!r}: values other than 0 and 1")
         out.append(y[: len(s)].astype(bool))
     return out
 
