@@ -6,7 +6,7 @@ one checkpoint format, one run life cycle) -> one folder per task (lm/, classify
 lab/) -> cli.py (dispatch only). Lower floors never import higher ones.
 """
 
-from .layers import GRU, LSTM, RNN, Recording, layer_class, record
+from .layers import GRU, LSTM, RNN, MinGRU, MinLSTM, Recording, layer_class, record
 from .models import LanguageModel
 
 __all__ = [
@@ -16,6 +16,8 @@ __all__ = [
     "ClassifyConfig",
     "LMConfig",
     "LanguageModel",
+    "MinGRU",
+    "MinLSTM",
     "Recording",
     "SequenceClassifier",
     "generate",

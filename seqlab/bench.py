@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import flags, runs
-from .layers import GRU, LSTM, RNN
+from .layers import GRU, LSTM, RNN, MinGRU, MinLSTM
 from .runs import machine
 
 CELLS = {"lstm": (LSTM, nn.LSTM, 4), "gru": (GRU, nn.GRU, 3), "rnn": (RNN, nn.RNN, 1)}
@@ -30,6 +30,7 @@ QUICK_SHAPES = [(32, 100, 64, 128), (1, 1000, 64, 128)]
 MEMORY_SHAPE = (32, 1000, 128, 512)
 VARLEN = {"B": 64, "min": 100, "max": 1344, "I": 64, "H": 128}
 QUICK_VARLEN = {"B": 16, "min": 25, "max": 336, "I": 64, "H": 128}
+SCAN = {"B": 32, "T": (512, 2048), "I": 256}  # issue 18: minGRU/minLSTM training throughput, I = H
 
 
 @dataclass
@@ -134,7 +135,7 @@ def bench_memory(backends: list[str]) -> list[Row]:
         else:
             m = LSTM(I, H, backend=variant)
             m.load_state_dict(ref.state_dict())
-        nbytes = saved_bytes(lambda m=m: m(x)[0], [x, *m.parameters()])
+        nbytes = saved_bytes(lambda m=m, x=x: m(x)[0], [x, *m.parameters()])
         base = nbytes if base is None else base
         rows.append(Row(f"lstm {B}x{T}x{I}x{H}", "saved", variant, None, base / nbytes, None, nbytes / 2**20))
     return rows
@@ -242,6 +243,43 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+class CausalAttention(nn.Module):
+    """One causal self-attention layer of width I (4 heads; Q, K, V and output maps: 4·I² weights), through
+    PyTorch's scaled-dot-product kernel: the attention block the scanned recurrences are measured against."""
+
+    def __init__(self, width: int, heads: int = 4):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        return self.attn(x, x, x, attn_mask=mask, is_causal=True, need_weights=False)[0], None
+
+
+def bench_scan(repeats: int, warmup: int, lengths=SCAN["T"]) -> list[Row]:
+    """A training step (forward, backward) of minGRU and minLSTM beside nn.GRU, nn.LSTM and causal attention, all
+    batch first at B x T x I x I; ratio against nn.GRU, GFLOP/s replaced by thousands of tokens per second, and the
+    bytes autograd saves (the scan keeps every step)."""
+    B, I = SCAN["B"], SCAN["I"]
+    rows = []
+    for T in lengths:
+        x = torch.randn(B, T, I, requires_grad=True)
+        models = {"nn.GRU": nn.GRU(I, I, batch_first=True), "nn.LSTM": nn.LSTM(I, I, batch_first=True),
+                  "minGRU": MinGRU(I, I, batch_first=True), "minLSTM": MinLSTM(I, I, batch_first=True),
+                  "attention": CausalAttention(I)}  # fmt: skip
+
+        def step(m, x=x):
+            return lambda: (m(x)[0] ** 2).mean().backward()
+
+        ms = median_ms({k: step(m) for k, m in models.items()}, repeats, warmup)
+        for name, m in models.items():
+            params = sum(p.numel() for p in m.parameters())
+            rows.append(Row(f"scan {B}x{T}x{I}x{I}", "train", f"{name} ({params / 1e3:.0f}k)", ms[name],
+                            ms["nn.GRU"] / ms[name], B * T / ms[name],  # tokens per ms = thousands per second
+                            saved_bytes(lambda m=m, x=x: m(x)[0], [x, *m.parameters()]) / 2**20))  # fmt: skip
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ the command
 def add_parser(sub, common) -> None:
     b = sub.add_parser(
@@ -258,6 +296,12 @@ def add_parser(sub, common) -> None:
         default=["fused", "bptt"],
         help="seqlab backends to time (default fused,bptt; 'auto' is marked on the one it picks)",
     )
+    b.add_argument(
+        "--scan",
+        action="store_true",
+        help="only minGRU/minLSTM (parallel scan) beside nn.GRU, nn.LSTM "
+        "and causal attention: training at B=32, T=512 and 2048, I=H=256 (ratio vs nn.GRU; k tokens/s)",
+    )
     b.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 7)")
     b.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     b.add_argument("--force", action="store_true", help="replace FILE if it exists")
@@ -270,6 +314,12 @@ def run(args) -> None:
     if args.json:
         runs.refuse_existing(args.json, args.force)
     print(f"# seqlab bench on {machine()}", flush=True)
+    if args.scan:
+        rows = bench_scan(args.repeats or 3, 1)
+        print(format_rows(rows).replace("GFLOP/s", "ktok/s").replace("vs torch", " vs GRU"))
+        if args.json:
+            runs.write_json(args.json, {"machine": machine(), "rows": [asdict(r) for r in rows]})
+        return
     result = measure(args.quick, args.cells, args.backends, args.repeats, log=lambda s: print(s, flush=True))
     if args.markdown:
         print(markdown(result))

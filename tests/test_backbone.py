@@ -55,7 +55,7 @@ def test_a_padded_row_equals_the_sequence_alone_bidirectional(name):
 
 
 def test_unknown_backbones_and_inputs_are_refused():
-    with pytest.raises(ValueError, match="model must be one of rnn, lstm, gru, transformer"):
+    with pytest.raises(ValueError, match="model must be one of rnn, lstm, gru, mingru, minlstm, transformer"):
         backbone("mamba", channels=2)
     with pytest.raises(ValueError, match=r"channels .* or vocab"):
         backbone("gru", channels=2, vocab=5)

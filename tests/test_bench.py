@@ -61,3 +61,16 @@ def test_cli_rejects_unknown_cells():
     with pytest.raises(SystemExit) as e:
         main(["bench", "--cells", "lstm,transformer"])
     assert e.value.code == 2
+
+
+def test_scan_bench_times_every_variant_and_counts_what_the_scan_keeps(monkeypatch):
+    """The scan keeps every step: minGRU's saved bytes grow with T (unlike a fixed-size state), and every variant of
+    the issue's comparison has a row with its parameter count."""
+    monkeypatch.setitem(bench.SCAN, "I", 8)
+    monkeypatch.setitem(bench.SCAN, "B", 2)
+    rows = bench.bench_scan(1, 0, lengths=(16, 64))
+    names = [r.variant.split(" (")[0] for r in rows[:5]]
+    assert names == ["nn.GRU", "nn.LSTM", "minGRU", "minLSTM", "attention"]
+    saved = {(r.case, r.variant.split(" (")[0]): r.saved_mb for r in rows}
+    assert saved[("scan 2x64x8x8", "minGRU")] > 3 * saved[("scan 2x16x8x8", "minGRU")] > 0
+    assert all(r.ms > 0 and r.gflops > 0 for r in rows)

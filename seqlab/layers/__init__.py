@@ -1,6 +1,8 @@
-"""Modules users build with: drop-in recurrent layers, their diagnostics, self-attention blocks, masked pooling."""
+"""Modules users build with: drop-in recurrent layers, minGRU/minLSTM (trained by a parallel scan), their
+diagnostics, self-attention blocks, masked pooling."""
 
 from .attention import KVCache, Transformer
+from .minimal import MinGRU, MinLSTM
 from .pooling import POOLINGS, Pool, valid_mask
 from .recording import Recording, record
 from .recurrent import GRU, LSTM, RNN, Recurrent, layer_class
@@ -11,6 +13,8 @@ __all__ = [
     "POOLINGS",
     "RNN",
     "KVCache",
+    "MinGRU",
+    "MinLSTM",
     "Pool",
     "Recording",
     "Recurrent",

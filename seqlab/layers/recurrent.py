@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
+from .minimal import MinGRU, MinimalRecurrent, MinLSTM
 
 BACKENDS = ("auto", "fused", "bptt", "reference")
 State = tuple[Tensor, ...]
@@ -631,9 +632,9 @@ class RNN(Recurrent):
         return s if self.nonlinearity == "tanh" else s + ", nonlinearity='relu'"
 
 
-def layer_class(name: str) -> type[Recurrent]:
-    """'rnn' | 'lstm' | 'gru' -> the layer class (for models that take a backbone name)."""
-    classes = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+def layer_class(name: str) -> type[Recurrent] | type[MinimalRecurrent]:
+    """'rnn' | 'lstm' | 'gru' | 'mingru' | 'minlstm' -> the layer class (for models that take a backbone name)."""
+    classes = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "mingru": MinGRU, "minlstm": MinLSTM}
     if name not in classes:
         raise ValueError(f"unknown recurrent cell {name!r}; expected one of {', '.join(classes)}")
     return classes[name]

@@ -38,7 +38,9 @@ from ..layers import KVCache, Transformer, layer_class, valid_mask
 from ..layers.convolution import FCN, InceptionNet
 
 RECURRENT = ("rnn", "lstm", "gru")
-BACKBONES = (*RECURRENT, "transformer")
+SCANNED = ("mingru", "minlstm")
+"""Recurrences whose gates read the input only, trained by a parallel scan (seqlab.layers.minimal)."""
+BACKBONES = (*RECURRENT, *SCANNED, "transformer")
 """The backbones that can run causally and carry state: every task takes them."""
 CONVOLUTIONAL = ("fcn", "inception", "lstm-fcn", "gru-fcn")
 """Backbones that read a whole sequence at once (no state, never causal): for classification."""
@@ -61,8 +63,8 @@ def backbone(
     backend: str = "auto",
     **cell_options,
 ) -> RecurrentBackbone | AttentionBackbone | ConvolutionalBackbone:
-    """Build the backbone ``name`` (rnn | lstm | gru | transformer | fcn | inception | lstm-fcn | gru-fcn) for
-    inputs of ``channels`` floats or ``vocab`` token ids.
+    """Build the backbone ``name`` (rnn | lstm | gru | mingru | minlstm | transformer | fcn | inception | lstm-fcn |
+    gru-fcn) for inputs of ``channels`` floats or ``vocab`` token ids.
 
     Recurrent: ``embed`` (E, tokens only), ``bidirectional``, ``backend`` and ``cell_options`` (e.g. forget_bias)
     go to the seqlab.layers class. Transformer: width ``hidden``, ``heads``; ``causal`` (each step sees only the
@@ -77,7 +79,7 @@ def backbone(
             raise ValueError(f"{name} reads the whole sequence at once; it cannot be causal (use it to classify)")
         return ConvolutionalBackbone(name, channels, vocab, embed, hidden, layers, dropout, outer_dropout,
                                      bidirectional, backend)  # fmt: skip
-    if name in RECURRENT:
+    if name in RECURRENT or name in SCANNED:
         return RecurrentBackbone(name, channels, vocab, embed, hidden, layers, dropout, outer_dropout, bidirectional,
                                  backend, **cell_options)  # fmt: skip
     if not causal and window is not None:  # the transformer
