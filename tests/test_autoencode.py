@@ -47,7 +47,7 @@ def test_free_running_feeds_the_decoders_own_output_back():
     assert not torch.allclose(net(x, lengths, teacher=True), free)
 
 
-@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru", "mingru"])
 def test_next_step_is_causal_and_chunked_equals_whole(model):
     torch.manual_seed(0)
     net = NextStep(2, model, hidden=6, layers=2, ahead=3).double().eval()
@@ -78,7 +78,7 @@ def test_aligned_errors_against_a_loop():
                 torch.testing.assert_close(e[:, t, k], x[:, t] - pred[:, t - k, k])
 
 
-@pytest.mark.parametrize("model", ["lstm", "gru"])
+@pytest.mark.parametrize("model", ["lstm", "gru", "minlstm"])
 def test_forecast_errors_chunked_padded_equal_each_sequence_alone(model):
     torch.manual_seed(0)
     net = NextStep(2, model, hidden=5, ahead=2).eval()

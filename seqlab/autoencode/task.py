@@ -44,7 +44,7 @@ from ..data.sequences import Buckets, SequenceSet, pad
 from ..data.tables import Columns, Table, read_table
 from ..layers import valid_mask
 from ..models.autoencoder import NextStep, SequenceAutoencoder, aligned
-from ..models.backbone import RECURRENT, check_name
+from ..models.backbone import RECURRENT, SCANNED, check_name
 from ..train import Task, TrainConfig, pyplot, train
 from .baselines import period
 from .metrics import average_precision, intervals, range_scores, smooth
@@ -70,7 +70,7 @@ class AutoencodeConfig(TrainConfig, Columns):
     data: str = ""
     missing: str = "refuse"  # refuse | impute
     detector: str = "forecast"  # forecast (LSTM-AD) | reconstruct (EncDec-AD; embed needs it): the module docstring
-    model: str = "gru"  # rnn | lstm | gru
+    model: str = "gru"  # rnn | lstm | gru | mingru | minlstm
     hidden: int = 64
     layers: int = 1
     code: int = 16  # reconstruct: Z, the size of the code (the bottleneck)
@@ -94,7 +94,7 @@ class AutoencodeConfig(TrainConfig, Columns):
 
 
 def check_config(cfg: AutoencodeConfig) -> None:
-    check_name(cfg.model, RECURRENT)
+    check_name(cfg.model, RECURRENT + SCANNED)
     check_name(cfg.detector, DETECTORS, "detector")
     if cfg.score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}; got {cfg.score!r}")

@@ -29,7 +29,7 @@ class MemoryModel(nn.Module):
                                  heads=heads, backend=backend, **extra)  # fmt: skip
         if orthogonal:
             if cell not in RECURRENT:
-                raise ValueError("orthogonal initialises a recurrent W_hh; a Transformer has none")
+                raise ValueError(f"orthogonal initialises a recurrent W_hh; {cell} has none")
             with torch.no_grad():
                 for g in self.backbone.rnn.weight_hh_l0.split(hidden):  # each gate block on its own
                     nn.init.orthogonal_(g)
