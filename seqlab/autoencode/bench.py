@@ -36,7 +36,17 @@ from ..data.preprocess import SeriesPrep
 from ..data.sequences import series_from_arrays
 from ..data.tables import Table
 from .baselines import BASELINES, period
-from .task import AutoencodeConfig, detection, embed, localisation, score, split, train_autoencoder
+from .task import (
+    AutoencodeConfig,
+    detection,
+    embed,
+    localisation,
+    score,
+    sequence_scores,
+    split,
+    thresholds,
+    train_autoencoder,
+)
 
 KINDS = ("spike", "shift", "reversed", "frequency", "noise", "flat")
 DETECTORS = ("forecast", "reconstruct")
@@ -121,7 +131,7 @@ def measure(steps: list[np.ndarray], step_threshold: float, threshold: float, st
         loc = localisation(step_labels, steps, step_threshold)
         got |= {"step_auc_pr": loc["step_auc_pr"], "range_f1": loc["range_f1"]}
     if y is not None:
-        got["auc_pr"] = detection(y, np.array([s.max() for s in steps]), threshold)["auc_pr"]
+        got["auc_pr"] = detection(y, sequence_scores(steps, "max"), threshold)["auc_pr"]
     return got
 
 
@@ -136,8 +146,7 @@ def baseline_rows(case: Case, cfg: AutoencodeConfig, seed: int) -> list[dict]:
     for method, cls in BASELINES.items():
         detector = cls(width, seed).fit(train)
         normal = [detector.score(x)[f:] for x, f in zip(held, parts.held_from, strict=True)]
-        step_threshold = float(np.quantile(np.concatenate(normal), 1 - cfg.false_alarm))
-        threshold = float(np.quantile([s.max() for s in normal], 1 - cfg.false_alarm))
+        step_threshold, threshold = thresholds(normal, "max", cfg.false_alarm)
         for test, (table, step_labels, y) in case.tests.items():
             steps = [detector.score(x.T) for x in prep(table.items, table.names)]
             rows.append({"test": test, "method": method, "seed": seed,

@@ -229,6 +229,13 @@ def sequence_scores(steps: list[np.ndarray], how: str) -> np.ndarray:
     return np.array([s.max() if how == "max" else s.mean() for s in steps])
 
 
+def thresholds(normal_steps: list[np.ndarray], how: str, false_alarm: float) -> tuple[float, float]:
+    """(step threshold, sequence threshold) that flag ``false_alarm`` of held-out normal steps, and of sequences
+    scored by ``how``."""
+    step = float(np.quantile(np.concatenate(normal_steps), 1 - false_alarm))
+    return step, float(np.quantile(sequence_scores(normal_steps, how), 1 - false_alarm))
+
+
 @torch.no_grad()
 def codes_of(model: SequenceAutoencoder, data: SequenceSet, batch: int = 256) -> np.ndarray:
     model.eval()
@@ -354,9 +361,8 @@ def train_autoencoder(cfg: AutoencodeConfig, table: Table | None = None, out: st
     pieces = windows(scaled, cfg.window, max(1, cfg.window // 4))
     train_set = SequenceSet(pieces, None, [f"window {i}" for i in range(len(pieces))])
     val_set = SequenceSet(prep(parts.held, parts.held_names), None, parts.held_names)
-    first, D = (cfg.ahead, cfg.ahead * table.items[0].shape[1]) if cfg.detector == "forecast" else (0, None)
+    first, D = (cfg.ahead, cfg.ahead * prep.channels) if cfg.detector == "forecast" else (0, prep.channels)
     rows = sum(max(0, len(x) - max(f, first)) for x, f in zip(parts.held, parts.held_from, strict=True))
-    D = D or table.items[0].shape[1]
     if rows < ROWS_PER_DIMENSION * D:  # refused before a run exists, as Normal.fit would after training
         raise DataError(too_little(rows, D))
     run = runs.create(out, "autoencode", cfg.model, resumable=False)
@@ -374,8 +380,7 @@ def train_autoencoder(cfg: AutoencodeConfig, table: Table | None = None, out: st
         e = held_errors(model, val_set, parts.held_from, cfg.window)
         normal = Normal.fit(e)
         steps = step_scores(e, normal, cfg.smooth)
-        step_threshold = float(np.quantile(np.concatenate(steps), 1 - cfg.false_alarm))
-        threshold = float(np.quantile(sequence_scores(steps, cfg.score), 1 - cfg.false_alarm))
+        step_threshold, threshold = thresholds(steps, cfg.score, cfg.false_alarm)
         runs.update_config(run, normal=normal.to_json(), threshold=threshold, step_threshold=step_threshold)
     echo(f"thresholds: step {step_threshold:.4g}, sequence {threshold:.4g} (a false-alarm rate of {cfg.false_alarm:g} "
          f"on {len(val_set)} held-out normal series); run written to {run}")  # fmt: skip
