@@ -11,7 +11,7 @@ from seqlab.cli import main
 from seqlab.data.timeseries import series_set
 from seqlab.forecast import ForecastConfig, train_forecaster
 from seqlab.forecast.task import model_from
-from seqlab.models.esrnn import ESRNN, pinball, smooth
+from seqlab.models.esrnn import ESRNN, DilatedStack, parse_dilations, pinball, smooth, smyl_dilations
 from seqlab.models.forecaster import Ensemble
 
 SMALL = {"model": "esrnn", "hidden": 16, "layers": 1, "context": 12, "horizon": 6, "season": 12, "steps": 200,
@@ -29,6 +29,44 @@ def holt_winters(y, alpha, gamma, s0):
         s.append(gamma * v / level + (1 - gamma) * s[t])
     assert len(s) == len(y) + m
     return levels, s
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_dilated_stack_equals_a_per_step_loop_of_torch_cells(cell):
+    """Block (1, 3) then block (2,) with a residual: h_t = cell(x_t, h_{t-d}) written out with torch.nn's cells
+    holding the same weights, T not a multiple of any dilation."""
+    torch.manual_seed(0)
+    stack = DilatedStack(cell, 3, 5, ((1, 3), (2,))).double()
+    x = torch.randn(2, 11, 3, dtype=torch.float64)
+    got, _ = stack(x)
+
+    def loop(layer, inp, d):
+        torch_cell = (torch.nn.LSTMCell if cell == "lstm" else torch.nn.GRUCell)(inp.shape[2], 5).double()
+        torch_cell.load_state_dict({k.replace("rnn.", "").replace("_l0", ""): v for k, v in layer.state_dict().items()})
+        states, out = {}, []
+        for t in range(inp.shape[1]):
+            prev = states.get(t - d)
+            new = torch_cell(inp[:, t], prev)
+            states[t] = new
+            out.append(new[0] if cell == "lstm" else new)
+        return torch.stack(out, 1)
+
+    h1 = loop(stack.layers[1], loop(stack.layers[0], x, 1), 3)
+    want = h1 + loop(stack.layers[2], h1, 2)
+    torch.testing.assert_close(got, want)
+    x2 = x.clone()
+    x2[:, 7:] += 1.0  # causal: steps before 7 are unchanged
+    torch.testing.assert_close(stack(x2)[0][:, :7], got[:, :7])
+
+
+def test_dilations_parse_and_follow_smyl():
+    assert smyl_dilations(1) == ((1, 2), (2, 6)) and smyl_dilations(12) == ((1, 3), (6, 12))
+    assert parse_dilations("auto", 4) == ((1, 2), (4, 8)) and parse_dilations("none", 4) == ()
+    assert parse_dilations("1,2;4", 1) == ((1, 2), (4,))
+    for bad in ("", "1,0", "a", "1,2;"):
+        with pytest.raises(ValueError, match="--dilations must be"):
+            parse_dilations(bad, 1)
+    assert isinstance(ESRNN(2, 3, 4, 4, dilations=((1, 2), (4, 8))).rnn, DilatedStack)
 
 
 def multiplicative_series(n=3, seed=0, lengths=(90, 70, 50)):
@@ -155,7 +193,7 @@ def test_rolling_origin_eval_and_predict_of_an_esrnn_run(tmp_path, capsys):
     out = tmp_path / "f.csv"
     assert main(["forecast", "predict", str(run), str(tmp_path / "y.npz"), "--out", str(out)]) == 0
     head = out.read_text().splitlines()[0]
-    assert head == "id,step,y0,y0_lo80,y0_hi80"
+    assert head == "id,step,y0,y0_q10,y0_q50,y0_q90"
 
 
 @pytest.mark.parametrize(

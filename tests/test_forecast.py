@@ -23,8 +23,8 @@ from seqlab.forecast import (
 )
 from seqlab.models.forecaster import Forecaster
 
-SMALL = {"hidden": 16, "layers": 1, "context": 24, "horizon": 6, "season": 12, "steps": 150, "eval_every": 50,
-         "patience": None, "batch": 32, "lr": 5e-3, "warmup": 10}  # fmt: skip
+SMALL = {"model": "lstm", "hidden": 16, "layers": 1, "context": 24, "horizon": 6, "season": 12, "steps": 150,
+         "eval_every": 50, "patience": None, "batch": 32, "lr": 5e-3, "warmup": 10}  # fmt: skip
 
 
 def seasonal_series(n=2, T=160, seed=0):
@@ -130,13 +130,90 @@ def test_known_covariates_are_used_for_the_horizon(tmp_path):
     assert result["model"]["mase"] < 0.5 * result["seasonal_naive"]["mase"]
 
 
-def test_gaussian_intervals_cover_roughly_their_level(tmp_path):
+@pytest.mark.parametrize("extra", [{"loss": "gaussian"}, {}, {"output": "autoregressive"}])
+def test_intervals_cover_roughly_their_level(tmp_path, extra):
+    """The Gaussian head, the default quantile head and an autoregressive model's sample paths: noise of known
+    spread around a sine, so a calibrated 80% interval covers about 80% of the truths."""
     rng = np.random.default_rng(1)
     y = [(np.sin(np.arange(300) / 3) + 0.5 * rng.standard_normal(300)).astype(np.float32) for _ in range(4)]
-    cfg = ForecastConfig(**{**SMALL, "gaussian": True, "season": 1, "steps": 400})
+    cfg = ForecastConfig(**{**SMALL, **extra, "season": 1, "steps": 400})
     _, run = train_forecaster(cfg, series_set(y), tmp_path / "r", progress=False, echo=lambda s: None)
-    coverage = json.loads((run / "scores.json").read_text())["coverage_80"]
-    assert 0.5 <= coverage <= 1.0
+    result = json.loads((run / "scores.json").read_text())
+    assert 0.5 <= result["coverage_80"] <= 1.0
+    assert result["below"]["0.1"] < result["below"]["0.5"] < result["below"]["0.9"]
+
+
+def test_loss_kinds_by_default_and_refused_combinations():
+    kind = lambda **kw: forecast.task.loss_kind(ForecastConfig(**kw))  # noqa: E731
+    assert kind() == "quantile" and kind(output="autoregressive") == "gaussian" and kind(gaussian=True) == "gaussian"
+    assert kind(model="esrnn") == "quantile" and kind(loss="mse") == "mse"
+    assert kind(loss="old") == "mse" and kind(loss="old", gaussian=True) == "gaussian"  # runs from before --loss
+    for bad, message in [({"loss": "pinball"}, "--loss must be one of"),
+                         ({"loss": "mse", "gaussian": True}, "contradicts"),
+                         ({"loss": "quantile", "output": "autoregressive"}, "sampling paths"),
+                         ({"quantiles": "0.1,0.9"}, "including 0.5"),
+                         ({"model": "esrnn", "loss": "gaussian"}, "esrnn forecasts")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            check_config(ForecastConfig(**bad))
+
+
+def test_auto_is_esrnn_where_it_applies_and_else_the_lstm_saying_why():
+    said = []
+    pick = lambda data, **kw: forecast.task.choose_model(ForecastConfig(**kw), data, said.append)  # noqa: E731
+    positive = series_set(seasonal_series(2))
+    cfg = pick(positive, horizon=6, season=12)
+    assert (cfg.model, cfg.context) == ("esrnn", 12) and "positive" in said[-1]
+    with_zero = series_set([np.concatenate([[0.0], s[1:]]).astype(np.float32) for s in seasonal_series(2)])
+    cfg = pick(with_zero, horizon=6, season=12)
+    assert (cfg.model, cfg.context) == ("lstm", 48) and "esrnn's multiplicative Holt-Winters" in said[-1]
+    cfg = pick(series_set(seasonal_series(2), np.ones((2, 160, 1), np.float32)), horizon=6)
+    assert cfg.model == "lstm" and "covariates" in said[-1]
+    assert pick(positive, output="autoregressive").model == "lstm" and "quantiles directly" in said[-1]
+    assert pick(positive, horizon=75, season=12).model == "lstm" and "too short for esrnn" in said[-1]
+    assert pick(positive, model="gru", context=7) == ForecastConfig(model="gru", context=7)  # nothing to resolve
+
+
+def test_quantile_head_is_sorted_and_fitted_by_the_pinball_loss():
+    torch.manual_seed(0)
+    net = Forecaster(2, covariates=1, horizon=5, hidden=8, quantiles=(0.1, 0.5, 0.9))
+    q, log_std = net(torch.randn(4, 7, 3), torch.randn(4, 5, 1))
+    assert q.shape == (4, 5, 2, 3) and log_std is None and (q.diff(dim=-1) >= 0).all()
+    with pytest.raises(ValueError, match="quantile heads"):
+        Forecaster(1, output="autoregressive", quantiles=(0.1, 0.5, 0.9))
+    task = ForecastTask.__new__(ForecastTask)
+    task.cfg = ForecastConfig(quantiles="0.1,0.5,0.9")
+    y = torch.randn(4, 5, 2)
+    by_hand = torch.stack([torch.maximum(v * (y - q[..., j]), (v - 1) * (y - q[..., j])) for j, v in
+                           enumerate((0.1, 0.5, 0.9))]).mean()  # fmt: skip
+    torch.testing.assert_close(task._loss(q, None, y), by_hand)
+
+
+def test_sample_paths_are_the_rollout_without_noise_and_gaussian_at_one_step():
+    torch.manual_seed(0)
+    net = Forecaster(1, covariates=1, horizon=4, model="gru", hidden=8, output="autoregressive", gaussian=True).eval()
+    history, future = torch.randn(2, 6, 2), torch.randn(2, 4, 1)
+    with torch.no_grad():
+        net.head.weight[1].zero_()
+        net.head.bias[1] = -7.0  # sigma = e^-7: every draw is the mean
+        paths = net.sample_paths(history, future, 3, torch.Generator().manual_seed(0))
+        rollout, _ = net(history, future)
+        torch.testing.assert_close(paths, rollout.expand(3, -1, -1, -1), atol=1e-2, rtol=0)
+        net.head.bias[1] = 0.0  # sigma = 1 at the first step: its draws are N(mean, 1)
+        first = net.sample_paths(history, future, 20000, torch.Generator().manual_seed(0))[:, :, 0, 0]
+    assert (first.mean(0) - rollout[:, 0, 0]).abs().max() < 0.05 and (first.std(0) - 1).abs().max() < 0.05
+
+
+def test_quantile_scores_on_a_known_case():
+    truth = np.array([[[0.0], [2.0]]])  # one series, H = 2, C = 1
+    q = np.array([[[[-1.0, 0.0, 1.0]], [[-1.0, 0.0, 1.0]]]])  # (1, 2, 1, 3) at 0.1, 0.5, 0.9
+    history = [np.array([[0.0], [1.0], [0.0], [1.0]])]  # MASE's scale (m = 1): mean |diff| = 1
+    s = forecast.metrics.quantile_scores(truth, q, (0.1, 0.5, 0.9), history, 1)
+    assert s["coverage_80"] == 0.5 and s["below"] == {"0.1": 0.0, "0.5": 0.0, "0.9": 0.5}
+    assert s["msis_80"] == pytest.approx(np.mean([2.0, 2.0 + 2 / 0.2 * 1.0]))  # width 2, the second 1 above
+    pin = np.mean(
+        [0.1 * 1, 0.0, 0.1 * 1, 0.1 * 3, 0.5 * 2, 0.9 * 1]
+    )  # pinball at each (step, level): q (y - f) or (q - 1) (y - f)
+    assert s["sql"] == pytest.approx(2 * pin)
 
 
 def test_cli_train_eval_predict_with_several_series_in_one_csv(tmp_path, capsys):
@@ -153,7 +230,10 @@ def test_cli_train_eval_predict_with_several_series_in_one_csv(tmp_path, capsys)
     assert "seasonal naive" in capsys.readouterr().out
     assert main(["forecast", "eval", str(run), str(path), "--plot", str(tmp_path / "p.png")]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"model", "seasonal_naive"} and (tmp_path / "p.png").is_file()
+    assert {"model", "seasonal_naive", "coverage_80", "msis_80", "sql"} <= set(result) and (
+        tmp_path / "p.png"
+    ).is_file()
+    assert set(result["below"]) == {"0.1", "0.5", "0.9"}  # the default quantile head's calibration
     assert main(["forecast", "eval", str(run), str(path), "--folds", "2"]) == 0  # rolling origin, the last = the tail
     rolling = json.loads(capsys.readouterr().out)
     assert len(rolling["folds"]) == 2 and rolling["folds"][-1]["model"] == result["model"]
@@ -166,6 +246,7 @@ def test_cli_train_eval_predict_with_several_series_in_one_csv(tmp_path, capsys)
         rows = list(csv.DictReader(f))
     assert [(r["id"], r["step"]) for r in rows[:7]] == [("s0", str(h)) for h in range(1, 7)] + [("s1", "1")]
     assert len(rows) == 18 and all(np.isfinite(float(r["y0"])) for r in rows)
+    assert all(float(r["y0_q10"]) <= float(r["y0_q50"]) == float(r["y0"]) <= float(r["y0_q90"]) for r in rows)
     assert main(["forecast", "predict", str(run), str(path), "--out", str(out)]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
 

@@ -57,7 +57,14 @@ def load_series(name: str) -> np.ndarray:
 # name: (season m, horizon H, what it is)
 COLLECTIONS = {
     "m1-yearly": (1, 6, "the M1 competition's 181 yearly series (aeon ships the Monash .tsf), 15-58 steps"),
+    "quarterly": (
+        4,
+        8,
+        "13 quarterly series, 89-211 steps: the ten positive US macro series of statsmodels' "
+        "macrodata (1959-2009) and Australian beer, residents and wool (pmdarima)",
+    ),
 }
+MACRO = ("realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1", "tbilrate", "unemp", "pop")
 
 
 def read_tsf(path) -> list[np.ndarray]:
@@ -88,6 +95,19 @@ def load_collection(name: str) -> list[np.ndarray]:
     """One of COLLECTIONS as a list of float64 (T_i,) arrays, from the package that ships it (no download)."""
     if name not in COLLECTIONS:
         raise DataError(f"unknown collection {name!r}; expected one of {', '.join(COLLECTIONS)}")
+    if name == "quarterly":
+        try:
+            from pmdarima.datasets import load_ausbeer, load_austres, load_woolyrnq
+            from statsmodels.datasets import macrodata
+        except ImportError:
+            raise DataError("the quarterly collection ships with statsmodels and pmdarima: pip install "
+                            "'seqlab[forecast]'") from None  # fmt: skip
+        macro = macrodata.load_pandas().data
+        out = [macro[c].to_numpy(dtype=np.float64) for c in MACRO]
+        for load in (load_ausbeer, load_austres, load_woolyrnq):
+            y = np.asarray(load(), dtype=np.float64)
+            out.append(y[: len(y) - np.argmax(np.isfinite(y[::-1]))])  # ausbeer ends in a missing quarter
+        return out
     try:
         import aeon
     except ImportError:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from .. import flags, runs
+from .bench import DATASETS
 from .task import ForecastConfig
 
 COLUMNS = ("time_column", "id_column", "targets", "covariates")
@@ -27,7 +28,11 @@ def add_parser(sub, common) -> None:
     p = f_sub.add_parser("predict", parents=[common], help="forecast the next --horizon steps of every series, as CSV")
     p.add_argument("run")
     p.add_argument("data")
-    p.add_argument("--out", required=True, help="the CSV to write: id, step, y0.. (and 80%% intervals)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the CSV to write: id, step, y0.. (the point forecast), y0_q10, y0_q50, y0_q90.. (the quantiles)",
+    )
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--checkpoint", choices=runs.CHECKPOINTS, default="best")
     e = f_sub.add_parser(
@@ -49,21 +54,21 @@ def add_parser(sub, common) -> None:
         )  # only the column names: a file may be laid out differently
         q.set_defaults(column_flags=COLUMNS)
     b = f_sub.add_parser("bench", parents=[common],
-                         help="rolling origin on M1 yearly and three single series: seqlab beside seasonal naive, "
-                         "Naive2, Comb, AutoETS, AutoARIMA, AutoTheta")  # fmt: skip
+                         help="rolling origin on M1 yearly, 13 quarterly series and three single series: seqlab "
+                         "beside seasonal naive, Naive2, Comb, AutoETS, AutoARIMA, AutoTheta")  # fmt: skip
     b.add_argument("--out", help="benchmark folder (an existing one is continued)")
     b.add_argument("--seeds", type=flags.ranged(">=1"), default=3)
     b.add_argument("--folds", type=flags.ranged(">=1"), default=3, help="rolling origins, one horizon apart")
     b.add_argument(
         "--data",
-        type=flags.comma_list(("m1-yearly", "airpassengers", "co2", "sunspots")),
+        type=flags.comma_list(DATASETS),
         help="comma-separated data sets (default all)",
     )
     b.add_argument(
         "--models",
         type=flags.comma_list(("esrnn", "lstm")),
         default=["esrnn"],
-        help="seqlab models to train (default esrnn; lstm runs on the single series only)",
+        help="seqlab models to train (default esrnn; lstm where its 3-season window fits every training part)",
     )
 
 

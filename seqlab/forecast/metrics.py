@@ -52,6 +52,29 @@ def scores(truth: np.ndarray, pred: np.ndarray, insample: list[np.ndarray], m: i
     }
 
 
+def quantile_scores(truth: np.ndarray, q: np.ndarray, levels: tuple[float, ...], insample: list[np.ndarray],
+                    m: int) -> dict:  # fmt: skip
+    """How good forecast quantiles are: truth (n, H, C), q (n, H, C, Q) at sorted ``levels``. Returns
+    - ``coverage_<P>``: the share of truths inside the outer interval (P % = 100 (q_Q - q_1));
+    - ``msis_<P>``: M4's mean scaled interval score of it, (u - l + 2/a (l - y)[y < l] + 2/a (y - u)[y > u]) / scale
+      with a = 1 - P/100, scale being MASE's (seasonal naive's in-sample MAE);
+    - ``below``: per level, the share of truths below the quantile (calibrated: equal to the level);
+    - ``sql``: the scaled pinball loss, 2 x pinball / scale averaged over the levels (at the median alone: MASE)."""
+    scale = np.stack([mase_scale(h, m) for h in insample])[:, None, :]  # (n, 1, C)
+    lo, hi = q[..., 0], q[..., -1]
+    a = 1 - (levels[-1] - levels[0])
+    width = hi - lo + 2 / a * (lo - truth) * (truth < lo) + 2 / a * (truth - hi) * (truth > hi)
+    diff = truth[..., None] - q
+    lv = np.asarray(levels)
+    level = round(100 * (levels[-1] - levels[0]))
+    return {
+        f"coverage_{level}": float(((truth >= lo) & (truth <= hi)).mean()),
+        f"msis_{level}": float((width / scale).mean()),
+        "below": {f"{v:g}": float((truth < q[..., j]).mean()) for j, v in enumerate(levels)},
+        "sql": float((2 * np.maximum(lv * diff, (lv - 1) * diff) / scale[..., None]).mean()),
+    }
+
+
 def owa(s: dict, naive2: dict) -> float:
     """M4's OWA of scores ``s`` relative to Naive2's on the same series and origins."""
     ratio = lambda k: s[k] / naive2[k] if naive2[k] > 0 else float("nan")  # noqa: E731

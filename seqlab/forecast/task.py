@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, replace
 from pathlib import Path
+from statistics import NormalDist
 from typing import ClassVar
 
 import numpy as np
@@ -33,12 +34,12 @@ from .. import runs
 from ..data.errors import DataError
 from ..data.timeseries import SeriesSet, check, fill_missing, read_series, window_starts
 from ..models.backbone import BACKBONES, check_heads
-from ..models.esrnn import CELLS, ESRNN, pinball
+from ..models.esrnn import CELLS, ESRNN, parse_dilations, pinball
 from ..models.forecaster import OUTPUTS, Ensemble, Forecaster, members
 from ..train import STOPPED, Task, TrainConfig, pyplot, train
-from .metrics import naive2, owa, scores, seasonal_naive
+from .metrics import naive2, owa, quantile_scores, scores, seasonal_naive
 
-Z = {0.8: 1.2816, 0.95: 1.9600}  # two-sided normal quantiles of the plotted intervals
+PATHS = 200  # sample paths an autoregressive Gaussian model draws for its quantiles
 FLAT_STD = 1e-6  # a context whose standard deviation is below this is flat: centred, not divided by ~0
 
 
@@ -49,6 +50,7 @@ class ForecastConfig(TrainConfig):
     RULES: ClassVar[dict[str, str]] = {"context": ">=1", "horizon": ">=1", "season": ">=1", "hidden": ">=1",
                                        "layers": ">=1", "heads": ">=1", "dropout": "[0,1)", "batch": ">=1",
                                        "ensemble": ">=1"}  # fmt: skip
+    OLD_DEFAULTS: ClassVar[dict] = {"loss": "old", "dilations": "none"}  # runs from before them
 
     data: str = ""
     time_column: str | None = None  # CSV: labels for plots and output (rows stay in file order)
@@ -57,15 +59,19 @@ class ForecastConfig(TrainConfig):
     covariates: str | None = None  # CSV: comma-separated known covariates (needed for the horizon too)
     missing: str = "refuse"  # refuse | impute (linear interpolation per channel)
     fill_gaps: bool = False  # CSV with a time column: insert missing time steps as missing values (else refused)
-    context: int = 48  # L: history steps the model reads
+    context: int | None = None  # L: history steps the model reads (default: 48, esrnn max(season, horizon))
     horizon: int = 12  # H: steps forecast, and the length of the validation and test tails
     season: int = 1  # m: the seasonal-naive baseline and MASE's scale (12 for monthly data with a yearly cycle)
     output: str = "direct"  # direct (all H at once: no compounding errors, no exposure bias) | autoregressive
     scheduled_sampling: float = 0.0  # autoregressive: final probability of feeding back its own forecast in training
-    gaussian: bool = False  # also predict a standard deviation (Gaussian likelihood) and draw intervals
-    model: str = "lstm"  # rnn | lstm | gru | transformer (a window model) | esrnn (Smyl's hybrid, see models/esrnn.py)
+    loss: str = "auto"  # quantile (pinball on --quantiles) | gaussian | mse (point only); auto: quantile for
+    # direct and esrnn, gaussian for autoregressive (its quantiles come from sample paths)
+    gaussian: bool = False  # the same as --loss gaussian: a mean and a standard deviation per value
+    model: str = "auto"  # rnn | lstm | gru | transformer (a window model) | esrnn (Smyl's hybrid, see models/esrnn.py)
+    # auto: esrnn where it applies (one positive target, no covariates, quantiles), else lstm; see choose_model
     cell: str = "lstm"  # esrnn: its recurrent network, lstm | gru
-    quantiles: str = "0.1,0.5,0.9"  # esrnn: the quantiles its pinball loss fits; 0.5 is the point forecast
+    dilations: str = "auto"  # esrnn: Smyl's dilated blocks, e.g. 1,2;2,6 (auto: his per season m; none: --layers)
+    quantiles: str = "0.1,0.5,0.9"  # the quantiles forecast (and fitted, by the pinball loss); 0.5 is the point
     ensemble: int = 1  # K members (seeds seed..seed+K-1) trained side by side in this run, combined by the median
     hidden: int = 64
     layers: int = 2
@@ -80,7 +86,20 @@ class ForecastConfig(TrainConfig):
     patience: int | None = 10  # evaluations without a lower validation loss
 
 
-MODELS = (*BACKBONES, "esrnn")
+MODELS = ("auto", *BACKBONES, "esrnn")
+WINDOW_CONTEXT = 48  # the window models' default context
+LOSSES = ("auto", "quantile", "gaussian", "mse")
+
+
+def loss_kind(cfg: ForecastConfig) -> str:
+    """What the model's head fits: quantile | gaussian | mse (see --loss; an old run's is mse or --gaussian)."""
+    if cfg.loss == "old":
+        return "gaussian" if cfg.gaussian else "mse"
+    if cfg.loss != "auto":
+        return cfg.loss
+    if cfg.gaussian or (cfg.output == "autoregressive" and cfg.model != "esrnn"):
+        return "gaussian"
+    return "quantile"
 
 
 def quantile_levels(cfg: ForecastConfig) -> tuple[float, ...]:
@@ -97,12 +116,23 @@ def quantile_levels(cfg: ForecastConfig) -> tuple[float, ...]:
 def check_config(cfg: ForecastConfig) -> None:
     if cfg.model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {cfg.model!r}")
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"--loss must be one of {', '.join(LOSSES)}; got {cfg.loss!r}")
+    if cfg.gaussian and cfg.loss not in ("auto", "gaussian"):
+        raise ValueError(f"--gaussian is --loss gaussian; it contradicts --loss {cfg.loss}")
+    if loss_kind(cfg) == "quantile":
+        quantile_levels(cfg)
+        if cfg.output == "autoregressive":
+            raise ValueError("--output autoregressive forecasts quantiles by sampling paths: use --loss gaussian "
+                             "(its default there), or --output direct for a quantile head")  # fmt: skip
     if cfg.model == "esrnn":
         if cfg.cell not in CELLS:
             raise ValueError(f"--cell must be one of {', '.join(CELLS)} (esrnn's recurrent network); got {cfg.cell!r}")
-        if cfg.output != "direct" or cfg.gaussian:
-            raise ValueError("esrnn forecasts all H steps at once as quantiles: drop --output and --gaussian")
-        quantile_levels(cfg)
+        if cfg.output != "direct" or loss_kind(cfg) != "quantile":
+            raise ValueError("esrnn forecasts all H steps at once as quantiles: drop --output, --gaussian and --loss")
+        parse_dilations(cfg.dilations, cfg.season)
+    elif cfg.dilations not in ("auto", "none"):
+        raise ValueError("--dilations shape esrnn's stack; the window models' is --layers")
     check_heads(cfg.model, cfg.hidden, cfg.heads)
     if cfg.output not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {cfg.output!r}")
@@ -111,7 +141,7 @@ def check_config(cfg: ForecastConfig) -> None:
     if cfg.scheduled_sampling and cfg.output != "autoregressive":
         raise ValueError("--scheduled-sampling needs --output autoregressive (the direct head feeds nothing back)")
     for name in ("context", "horizon", "season", "hidden", "layers", "batch"):
-        if getattr(cfg, name) < 1:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
 
 
@@ -122,9 +152,11 @@ def model_from(cfg: ForecastConfig, channels: int, covariates: int, series: int 
     def one():
         if cfg.model == "esrnn":
             return ESRNN(series, cfg.horizon, cfg.season, cfg.context, cfg.cell, cfg.hidden, cfg.layers, cfg.dropout,
-                         quantile_levels(cfg), cfg.backend)  # fmt: skip
+                         quantile_levels(cfg), cfg.backend, parse_dilations(cfg.dilations, cfg.season))  # fmt: skip
+        kind = loss_kind(cfg)
         return Forecaster(channels, covariates, cfg.horizon, cfg.model, cfg.hidden, cfg.layers, cfg.output,
-                          cfg.gaussian, cfg.dropout, cfg.heads, cfg.backend)  # fmt: skip
+                          kind == "gaussian", cfg.dropout, cfg.heads, cfg.backend,
+                          quantile_levels(cfg) if kind == "quantile" else ())  # fmt: skip
 
     if cfg.ensemble == 1:
         return one()
@@ -170,29 +202,52 @@ def history_at(data: SeriesSet, i: int, end: int, cfg: ForecastConfig) -> np.nda
 
 @dataclass
 class Forecasts:
-    """Forecasts at some origins, in the data's units: the point forecast (n, H, C) (an ensemble's median), an
-    interval (lo, hi, each (n, H, C), and its level in %) or None, and each member's point forecast."""
+    """Forecasts at some origins, in the data's units: the point forecast (n, H, C) (an ensemble's median), the
+    quantiles (n, H, C, Q) at ``levels`` or None (a point-only model), and each member's point forecast. ``lo`` and
+    ``hi`` are the outer quantiles, the interval of ``level`` %."""
 
     mean: np.ndarray
-    lo: np.ndarray | None
-    hi: np.ndarray | None
-    level: int
+    quantiles: np.ndarray | None
+    levels: tuple[float, ...]
     members: list[np.ndarray]
+
+    @property
+    def lo(self) -> np.ndarray | None:
+        return None if self.quantiles is None else self.quantiles[..., 0]
+
+    @property
+    def hi(self) -> np.ndarray | None:
+        return None if self.quantiles is None else self.quantiles[..., -1]
+
+    @property
+    def level(self) -> int:
+        return round(100 * (self.levels[-1] - self.levels[0]))
 
 
 @torch.no_grad()
 def window_forecast(model: Forecaster, data: SeriesSet, ends: list[int], cfg: ForecastConfig):
-    """A window model's forecasts (n, H, C) from steps ends[i] on, and its 80% interval (lo, hi) or None."""
+    """A window model's point forecasts (n, H, C) from steps ends[i] on, and its quantiles (n, H, C, Q) at
+    --quantiles or None (a point-only model)."""
     model.eval()
     C, L = data.channels, cfg.context
     windows = torch.from_numpy(np.stack([history_at(data, i, e, cfg) for i, e in enumerate(ends)]))
     z, mean, std = normalize(windows, L)
-    mu, log_std = model(z[:, :L], z[:, L:, C:] if data.n_covariates else None)
-    out = (mu * std[..., :C] + mean[..., :C]).double().numpy()
+    future = z[:, L:, C:] if data.n_covariates else None
+    mu, log_std = model(z[:, :L], future)
+    scale = lambda x: (x * std[..., :C, None] + mean[..., :C, None]).double().numpy()  # noqa: E731  (..., Q)
+    levels = quantile_levels(cfg) if loss_kind(cfg) != "mse" else ()
+    if model.quantiles:  # (n, H, C, Q) sorted; the point forecast is the median
+        q = scale(mu)
+        return q[..., model.quantiles.index(0.5)], q
+    point = scale(mu[..., None])[..., 0]
     if log_std is None:
-        return out, None
-    sigma = (log_std.exp() * std[..., :C]).double().numpy()
-    return out, (out - Z[0.8] * sigma, out + Z[0.8] * sigma)
+        return point, None
+    if cfg.output == "direct":  # each step's own Gaussian
+        z_q = torch.tensor([NormalDist().inv_cdf(v) for v in levels], dtype=mu.dtype)
+        return point, scale(mu[..., None] + log_std.exp()[..., None] * z_q)
+    paths = model.sample_paths(z[:, :L], future, PATHS, torch.Generator().manual_seed(cfg.seed))  # (P, n, H, C)
+    q = torch.quantile(paths, torch.tensor(levels, dtype=paths.dtype), dim=0)  # (Q, n, H, C)
+    return point, scale(q.permute(1, 2, 3, 0))
 
 
 @torch.no_grad()
@@ -207,28 +262,27 @@ def quantile_forecast(model: ESRNN, data: SeriesSet, ends: list[int]) -> np.ndar
 
 
 def forecast(model, data: SeriesSet, ends: list[int], cfg: ForecastConfig) -> Forecasts:
-    """Every member's forecasts from steps ends[i] on, combined by the median (point forecast and interval ends)."""
-    means, los, his, level = [], [], [], 80
+    """Every member's forecasts from steps ends[i] on, combined by the median (of the point forecasts, and of each
+    quantile: the median of sorted quantiles stays sorted)."""
+    means, qs = [], []
     for net in members(model):
         if cfg.model == "esrnn":
-            q, levels = quantile_forecast(net, data, ends), quantile_levels(cfg)
-            mu, band = q[..., levels.index(0.5)], (q[..., 0], q[..., -1]) if len(levels) > 1 else None
-            level = round(100 * (levels[-1] - levels[0]))
+            q = quantile_forecast(net, data, ends)
+            mu = q[..., quantile_levels(cfg).index(0.5)]
         else:
-            mu, band = window_forecast(net, data, ends, cfg)
+            mu, q = window_forecast(net, data, ends, cfg)
         means.append(mu)
-        if band is not None:
-            los.append(band[0])
-            his.append(band[1])
-    median = lambda xs: np.median(np.stack(xs), 0) if xs else None  # noqa: E731
-    return Forecasts(median(means), median(los), median(his), level, means)
+        if q is not None:
+            qs.append(q)
+    levels = quantile_levels(cfg) if qs else ()
+    return Forecasts(np.median(np.stack(means), 0), np.median(np.stack(qs), 0) if qs else None, levels, means)
 
 
 # ------------------------------------------------------------------------------------------------ the task
 class ForecastTask(Task):
     """Random windows from the training parts (a pure function of the step), validation on the validation tails."""
 
-    loss_name = "loss (MSE, or Gaussian NLL, in context-normalised units)"
+    loss_name = "loss (pinball, Gaussian NLL or MSE, in context-normalised units)"
 
     def __init__(self, model: Forecaster, data: SeriesSet, cfg: ForecastConfig):
         self.model, self.data, self.cfg = model, data, cfg
@@ -261,6 +315,8 @@ class ForecastTask(Task):
         return torch.from_numpy(np.stack([self.series[i][s : s + span] for i, s in (self.starts[k] for k in pick)]))
 
     def _loss(self, mean: torch.Tensor, log_std: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+        if mean.dim() > y.dim():  # quantiles (..., Q)
+            return pinball(mean, y, torch.ones_like(y), quantile_levels(self.cfg))
         if log_std is None:
             return F.mse_loss(mean, y)
         return F.gaussian_nll_loss(mean, y, (2 * log_std).exp(), full=True)
@@ -282,13 +338,20 @@ class ForecastTask(Task):
 
     def evaluate(self) -> dict[str, float]:
         H, L, C = self.cfg.horizon, self.cfg.context, self.data.channels
-        mu = forecast(self.model, self.data, self.train_ends, self.cfg).mean
+        fc = forecast(self.model, self.data, self.train_ends, self.cfg)
+        mu = fc.mean
         truth = np.stack([t[e : e + H] for t, e in zip(self.data.targets, self.train_ends, strict=True)])
         insample = [t[:e] for t, e in zip(self.data.targets, self.train_ends, strict=True)]
         s = scores(truth, mu, insample, self.cfg.season)
         context = np.stack([t[max(0, e - L) : e] for t, e in zip(self.data.targets, self.train_ends, strict=True)])
         std = context.std(1, keepdims=True)[..., :C]
-        val_loss = float((((mu - truth) / np.where(std > FLAT_STD, std, 1.0)) ** 2).mean())  # the training loss's units
+        std = np.where(std > FLAT_STD, std, 1.0)
+        if loss_kind(self.cfg) == "quantile":  # the training loss's units: pinball of the context-scaled values
+            diff = ((truth - fc.quantiles.transpose(3, 0, 1, 2)) / std).transpose(1, 2, 3, 0)  # (n, H, C, Q)
+            levels = np.array(fc.levels)
+            val_loss = float(np.maximum(levels * diff, (levels - 1) * diff).mean())
+        else:  # the squared error of the mean, scaled alike
+            val_loss = float((((mu - truth) / std) ** 2).mean())
         self.last = s
         return {"val_loss": val_loss, "val_mae": s["mae"], "val_mase": s["mase"], "val_smape": s["smape"]}
 
@@ -318,13 +381,9 @@ class ESRNNTask(Task):
     def __init__(self, model, data: SeriesSet, cfg: ForecastConfig):
         check_esrnn_data(data, cfg)
         self.model, self.data, self.cfg = model, data, cfg
-        H, m = cfg.horizon, cfg.season
+        check_esrnn_lengths(data, cfg)
+        H = cfg.horizon
         self.train_ends = [len(s) - 2 * H for s in data.targets]
-        for i, e in enumerate(self.train_ends):
-            if e < m + 1:
-                raise DataError(f"{data.name(i)}: {len(data.targets[i])} steps is too short for esrnn with season {m} "
-                                f"and horizon {H}: needs at least {m + 1 + 2 * H} (one season and a step to train "
-                                f"on, then validation and test tails of {H})")  # fmt: skip
         y = np.ones((len(data.targets), max(self.train_ends)), np.float32)
         for i, e in enumerate(self.train_ends):
             y[i, :e] = data.targets[i][:e, 0]
@@ -365,6 +424,36 @@ class ESRNNTask(Task):
 
     def report(self, step: int) -> str:
         return f"validation MASE {self.last['mase']:.3f}, sMAPE {self.last['smape']:.2f}%"
+
+
+def choose_model(cfg: ForecastConfig, data: SeriesSet, echo=print) -> ForecastConfig:
+    """Resolve --model auto and the default --context for ``data``. auto is esrnn, which won the rolling-origin bench
+    (README), where it applies: one positive target channel, no covariates, a direct quantile forecast and series of
+    at least one season + 1 + two horizons; else the lstm (the documented fallback, said in one line)."""
+    model = cfg.model
+    if model == "auto":
+        why = None
+        if cfg.output != "direct" or loss_kind(cfg) != "quantile":
+            why = "esrnn forecasts quantiles directly; --output, --loss or --gaussian asked otherwise"
+        else:
+            try:
+                check_esrnn_data(data, cfg)
+                check_esrnn_lengths(data, cfg)
+            except DataError as e:
+                why = str(e)
+        model = "lstm" if why else "esrnn"
+        echo(f"--model auto: {model} ({why or 'one positive target channel, no covariates'})")
+    context = cfg.context or (max(cfg.season, cfg.horizon) if model == "esrnn" else WINDOW_CONTEXT)
+    return replace(cfg, model=model, context=context)
+
+
+def check_esrnn_lengths(data: SeriesSet, cfg: ForecastConfig) -> None:
+    H, m = cfg.horizon, cfg.season
+    for i, t in enumerate(data.targets):
+        if len(t) - 2 * H < m + 1:
+            raise DataError(f"{data.name(i)}: {len(t)} steps is too short for esrnn with season {m} and horizon {H}: "
+                            f"needs at least {m + 1 + 2 * H} (one season and a step to train on, then validation and "
+                            f"test tails of {H})")  # fmt: skip
 
 
 def check_series(data: SeriesSet, cfg: ForecastConfig) -> None:
@@ -410,7 +499,8 @@ def train_forecaster(
                 raise ValueError("give the series to train on (a file)")
             data = load_data(cfg.data, cfg)
         data = fill_missing(check(data), cfg.missing)
-    if not resume:
+        cfg = choose_model(cfg, data, echo)
+        check_config(cfg)
         check_series(data, cfg)
     torch.manual_seed(cfg.seed)
     model = model_from(cfg, data.channels, data.n_covariates, len(data.targets))
@@ -456,7 +546,7 @@ def evaluate(run: str | Path, path: str | Path | None = None, data: SeriesSet | 
     at the test tail; each fold forecasts its H steps from everything before its origin, with the same trained
     model (so the earlier folds lie in the data the run trained or early-stopped on, unless ``data`` is newer).
 
-    Returns {"model": scores, "seasonal_naive": scores} (and "coverage_<level>" with intervals), each score dict with
+    Returns {"model": scores, "seasonal_naive": scores} (and quantile scores: see fold_scores), each score dict with
     MAE, RMSE, sMAPE, MASE and OWA (against Naive2 on the same origins); with F > 1 these are means over the folds,
     and "folds" lists each fold's."""
     if folds < 1:
@@ -487,13 +577,15 @@ def evaluate(run: str | Path, path: str | Path | None = None, data: SeriesSet | 
         return results[0]
     mean = {k: {m: float(np.mean([r[k][m] for r in results])) for m in results[0][k]}
             for k in results[0] if isinstance(results[0][k], dict)}  # fmt: skip
-    extra = {k: float(np.mean([r[k] for r in results])) for k in results[0] if k.startswith("coverage")}
+    extra = {
+        k: float(np.mean([r[k] for r in results])) for k in results[0] if k.startswith(("coverage", "msis", "sql"))
+    }
     return {**mean, **extra, "folds": results}
 
 
 def fold_scores(data: SeriesSet, ends: list[int], fc: Forecasts, cfg: ForecastConfig) -> dict:
-    """One origin per series: the model's and seasonal naive's scores with OWA against Naive2, and the coverage of
-    the model's interval where it has one."""
+    """One origin per series: the model's and seasonal naive's scores with OWA against Naive2, and where the model
+    has quantiles their coverage, interval score and calibration (metrics.quantile_scores)."""
     H, m = cfg.horizon, cfg.season
     truth = np.stack([t[e : e + H] for t, e in zip(data.targets, ends, strict=True)]).astype(np.float64)
     insample = [t[:e].astype(np.float64) for t, e in zip(data.targets, ends, strict=True)]
@@ -506,14 +598,14 @@ def fold_scores(data: SeriesSet, ends: list[int], fc: Forecasts, cfg: ForecastCo
         result[name] = {**s, "owa": owa(s, base)}
     if len(fc.members) > 1:  # an ensemble: each member's MASE, for the spread
         result["model"]["member_mase"] = [scores(truth, mu, insample, m)["mase"] for mu in fc.members]
-    if fc.lo is not None:
-        result[f"coverage_{fc.level}"] = float(((truth >= fc.lo) & (truth <= fc.hi)).mean())
+    if fc.quantiles is not None:
+        result.update(quantile_scores(truth, fc.quantiles, fc.levels, insample, m))
     return result
 
 
 def predict(run: str | Path, path: str | Path, which: str = "best", cfg: ForecastConfig | None = None):
     """Forecasts of the H steps after each series' last observed target (a Forecasts: point forecast (n, H, C),
-    interval or None), and the data. With covariates, the file's last H rows per series are the future: their
+    quantiles or None), and the data. With covariates, the file's last H rows per series are the future: their
     covariates are read and their target cells may be empty. ``cfg`` overrides the run's column names for a file
     laid out differently."""
     model, run_cfg, saved = load(run, which)
@@ -540,22 +632,27 @@ def predict(run: str | Path, path: str | Path, which: str = "best", cfg: Forecas
     return data, fc
 
 
+def quantile_name(level: float) -> str:
+    """0.1 -> "q10", 0.025 -> "q2.5": a quantile's column suffix."""
+    return f"q{100 * level:g}"
+
+
 def write_forecasts(path: Path, data: SeriesSet, fc: Forecasts) -> None:
-    """CSV: id, step (1..H), one column per target channel (and its interval, e.g. y0_lo80, y0_hi80)."""
+    """CSV: id, step (1..H), the point forecast per target channel (y0, y1, ..), then each channel's quantiles
+    (y0_q10, y0_q50, y0_q90, ..) where the model has them."""
     mu = fc.mean
     C = mu.shape[2]
     with runs.atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         head = ["id", "step", *[f"y{c}" for c in range(C)]]
-        if fc.lo is not None:
-            head += [f"y{c}_{side}{fc.level}" for c in range(C) for side in ("lo", "hi")]
+        if fc.quantiles is not None:
+            head += [f"y{c}_{quantile_name(v)}" for c in range(C) for v in fc.levels]
         w.writerow(head)
         for i, sid in enumerate(data.ids):
             for h in range(mu.shape[1]):
                 row = [sid, h + 1, *[f"{v:.6g}" for v in mu[i, h]]]
-                if fc.lo is not None:
-                    for c in range(C):
-                        row += [f"{fc.lo[i, h, c]:.6g}", f"{fc.hi[i, h, c]:.6g}"]
+                if fc.quantiles is not None:
+                    row += [f"{v:.6g}" for v in fc.quantiles[i, h].reshape(-1)]
                 w.writerow(row)
 
 

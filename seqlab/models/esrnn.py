@@ -22,8 +22,10 @@ s_{t+1+(h-1) mod m} is the last season known at t repeated; the forecast is exp(
 the forecast uses was computed from y_{<=t}. The network runs along the series' own time axis (its step t is origin
 t), as in the paper, so one forward pass over a series trains on every origin in it at once.
 
-Smyl's model also had dilated LSTM stacks, a level-wiggliness penalty and per-category inputs; here the stack is any
-recurrent backbone (lstm | gru) and those extras are left out.
+The network is Smyl's dilated stack (``DilatedStack``): blocks of recurrent layers, layer j of a block reading its
+own output ``d_j`` steps back (h_t = cell(x_t, h_{t-d})), with a residual connection around every block after the
+first; Smyl's dilations were (1, 2), (2, 6) for yearly, (1, 2), (4, 8) for quarterly and (1, 3), (6, 12) for monthly
+series (``smyl_dilations``). Left out from the paper: the level-wiggliness penalty and per-category inputs.
 """
 
 from __future__ import annotations
@@ -34,6 +36,72 @@ from torch import Tensor, nn
 from .backbone import backbone
 
 CELLS = ("lstm", "gru")
+
+
+def smyl_dilations(m: int) -> tuple[tuple[int, ...], ...]:
+    """Smyl 2020's dilations for a season m: yearly (m = 1) (1, 2), (2, 6); quarterly (4) (1, 2), (4, 8); monthly
+    (12) (1, 3), (6, 12); other seasons by the same pattern, the second block at m/2 and m (at least 2 and 4)."""
+    known = {1: ((1, 2), (2, 6)), 4: ((1, 2), (4, 8)), 12: ((1, 3), (6, 12))}
+    return known.get(m, ((1, 2), (max(2, m // 2), max(4, m))))
+
+
+def parse_dilations(text: str, m: int) -> tuple[tuple[int, ...], ...]:
+    """--dilations: "auto" (smyl_dilations), "none" (one plain stack), or blocks separated by ";" of comma-separated
+    positive dilations, e.g. "1,2;2,6"."""
+    if text == "auto":
+        return smyl_dilations(m)
+    if text == "none":
+        return ()
+    try:
+        blocks = tuple(tuple(int(d) for d in block.split(",")) for block in text.split(";"))
+    except ValueError:
+        blocks = ()
+    if not blocks or not all(b and all(d >= 1 for d in b) for b in blocks):
+        raise ValueError(f"--dilations must be auto, none or blocks like 1,2;2,6 (positive integers); got {text!r}")
+    return blocks
+
+
+def dilate(layer: nn.Module, x: Tensor, d: int) -> Tensor:
+    """Run a causal recurrent ``layer`` with dilation d: x (B, T, F) -> (B, T, D), step t continuing from step t - d.
+    The d interleaved subsequences t = r, r + d, r + 2d, .. become d rows of a batch (Chang et al. 2017), so the
+    layer's own kernel runs them all at once; T is right-padded to a multiple of d, which no earlier step sees."""
+    if d == 1:
+        return layer(x)[0]
+    B, T, F = x.shape
+    pad = -T % d
+    x = torch.cat([x, x.new_zeros(B, pad, F)], 1) if pad else x
+    rows = x.view(B, (T + pad) // d, d, F).transpose(1, 2).reshape(B * d, (T + pad) // d, F)
+    h = layer(rows)[0]
+    return h.view(B, d, (T + pad) // d, -1).transpose(1, 2).reshape(B, T + pad, -1)[:, :T]
+
+
+class DilatedStack(nn.Module):
+    """Smyl's stack: blocks of one-layer recurrent backbones with dilations, a residual connection around every block
+    after the first (its input and output are both ``hidden`` wide). Causal; forward(x (B, T, F)) -> (h, None)."""
+
+    def __init__(self, cell: str, channels: int, hidden: int, blocks: tuple[tuple[int, ...], ...],
+                 dropout: float = 0.0, backend: str = "auto"):  # fmt: skip
+        super().__init__()
+        self.blocks, self.width = blocks, hidden
+        self.layers = nn.ModuleList()
+        for k, block in enumerate(blocks):
+            for j in range(len(block)):
+                first = k == 0 and j == 0
+                self.layers.append(backbone(cell, channels=channels if first else hidden, hidden=hidden, layers=1,
+                                            backend=backend))  # fmt: skip
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, None]:
+        """``lengths`` is accepted and not needed: every step's output depends on earlier steps only."""
+        layers = iter(self.layers)
+        for k, block in enumerate(self.blocks):
+            h = x
+            for j, d in enumerate(block):
+                h = dilate(next(layers), h, d)
+                if j + 1 < len(block) or k + 1 < len(self.blocks):
+                    h = self.drop(h)
+            x = h if k == 0 else x + h
+        return x, None
 
 
 def smooth(y: Tensor, alpha: Tensor, gamma: Tensor, s0: Tensor) -> tuple[Tensor, Tensor]:
@@ -55,7 +123,8 @@ def smooth(y: Tensor, alpha: Tensor, gamma: Tensor, s0: Tensor) -> tuple[Tensor,
 class ESRNN(nn.Module):
     def __init__(self, n_series: int, horizon: int, season: int = 1, context: int = 12, cell: str = "lstm",
                  hidden: int = 64, layers: int = 2, dropout: float = 0.1,
-                 quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), backend: str = "auto"):  # fmt: skip
+                 quantiles: tuple[float, ...] = (0.1, 0.5, 0.9), backend: str = "auto",
+                 dilations: tuple[tuple[int, ...], ...] = ()):  # fmt: skip
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"esrnn's cell must be one of {', '.join(CELLS)}, got {cell!r}")
@@ -66,7 +135,10 @@ class ESRNN(nn.Module):
         with torch.no_grad():  # alpha 0.5, gamma 0.27, flat season: a neutral start that the data moves
             self.series.weight.zero_()
             self.series.weight[:, 1] = -1.0
-        self.rnn = backbone(cell, channels=context, hidden=hidden, layers=layers, dropout=dropout, backend=backend)
+        if dilations:  # Smyl's dilated stack (``layers`` is then the blocks' sizes)
+            self.rnn = DilatedStack(cell, context, hidden, dilations, dropout, backend)
+        else:
+            self.rnn = backbone(cell, channels=context, hidden=hidden, layers=layers, dropout=dropout, backend=backend)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.rnn.width, horizon * self.Q)
 

@@ -12,8 +12,13 @@ stack or a causal Transformer.
   input at t); forecasting feeds each prediction back as the next input (DeepAR's rollout, Salinas et al. 2020),
   so any horizon can be asked for. Optional scheduled sampling feeds the model's own forecasts back in training
   too, with a probability that rises over training.
-With ``gaussian`` the head also gives a log standard deviation per value and the loss is the Gaussian negative
-log-likelihood; intervals are mean ± z·sigma. Without it, the loss is the mean squared error.
+What the head gives per value (``loss`` in the task):
+- ``quantiles`` q_1 < .. < q_Q (direct only): Q numbers, fitted by the pinball loss (MQ-RNN); the 0.5 quantile is the
+  point forecast. They come out sorted (Chernozhukov et al. 2010's rearrangement), so they never cross.
+- ``gaussian``: a mean and a log standard deviation, fitted by the Gaussian negative log-likelihood. Direct: each
+  step's marginal, quantiles mean + z_q sigma. Autoregressive: ``sample_paths`` feeds draws back (DeepAR), so the
+  spread grows along the horizon as it should; the quantiles are the paths'.
+- neither: the mean alone, by the mean squared error (a point forecast, no interval).
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ LOG_STD_LIMIT = 7.0  # log sigma is clamped to [-7, 7] (sigma in [1e-3, 1e3] of 
 class Forecaster(nn.Module):
     def __init__(self, channels: int, covariates: int = 0, horizon: int = 12, model: str = "lstm", hidden: int = 64,
                  layers: int = 2, output: str = "direct", gaussian: bool = False, dropout: float = 0.1,
-                 heads: int = 4, backend: str = "auto"):  # fmt: skip
+                 heads: int = 4, backend: str = "auto", quantiles: tuple[float, ...] = ()):  # fmt: skip
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if quantiles and (gaussian or output != "direct"):
+            raise ValueError("quantile heads are direct and not Gaussian (an autoregressive rollout samples paths)")
         self.C, self.K, self.H, self.output, self.gaussian = channels, covariates, horizon, output, gaussian
-        n_in, per_value = channels + covariates, 2 if gaussian else 1
+        self.quantiles = tuple(quantiles)
+        n_in, per_value = channels + covariates, 2 if gaussian else max(1, len(self.quantiles))
         self.backbone = backbone(model, channels=n_in, hidden=hidden, layers=layers, dropout=dropout, heads=heads,
                                  backend=backend)  # fmt: skip
         self.drop = nn.Dropout(dropout)
@@ -47,21 +55,25 @@ class Forecaster(nn.Module):
         accept_old_checkpoints(self)
 
     def split(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Head output (..., C or 2C) -> mean and log standard deviation (None without gaussian)."""
+        """Head output (..., C, 2C or CQ) -> the mean (..., C) or the sorted quantiles (..., C, Q), and the log
+        standard deviation (None unless gaussian)."""
+        if self.quantiles:
+            return out.unflatten(-1, (self.C, len(self.quantiles))).sort(-1).values, None
         if not self.gaussian:
             return out, None
         mean, log_std = out.chunk(2, dim=-1)
         return mean, log_std.clamp(-LOG_STD_LIMIT, LOG_STD_LIMIT)
 
     def forward(self, history: Tensor, future_cov: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """history (B, L, C + K); future_cov (B, H, K) when K > 0 -> mean (B, H, C) and log_std (B, H, C) or None."""
+        """history (B, L, C + K); future_cov (B, H, K) when K > 0 -> mean (B, H, C) (with quantiles: (B, H, C, Q))
+        and log_std (B, H, C) or None."""
         B = history.shape[0]
         if self.output == "direct":
             h, _ = self.backbone(history)
             summary = self.drop(h[:, -1])  # (B, D)
             if self.K:
                 summary = torch.cat([summary, future_cov.reshape(B, -1)], dim=1)
-            out = self.head(summary).view(B, self.H, -1)  # (B, H, C or 2C)
+            out = self.head(summary).view(B, self.H, -1)  # (B, H, C, 2C or CQ)
             return self.split(out)
         # autoregressive rollout: each prediction is the next step's input, continuing from the backbone's state
         # (a training Transformer keeps no cache, and re-reads the grown sequence: H is short).
@@ -75,6 +87,24 @@ class Forecaster(nn.Module):
                 step = mean if not self.K else torch.cat([mean, future_cov[:, j : j + 1]], dim=2)
                 h, seq, state = continue_from(self.backbone, seq, step, state)
         return torch.cat(means, 1), (torch.cat(log_stds, 1) if self.gaussian else None)
+
+    def sample_paths(self, history: Tensor, future_cov: Tensor | None, paths: int, generator: torch.Generator
+                     ) -> Tensor:  # fmt: skip
+        """A Gaussian autoregressive model's ``paths`` sample paths (paths, B, H, C): at each step a draw from the
+        predicted Gaussian is the next input (DeepAR's forecast distribution)."""
+        B = history.shape[0]
+        rep = lambda x: None if x is None else x.repeat(paths, *[1] * (x.dim() - 1))  # noqa: E731
+        history, future_cov = rep(history), rep(future_cov)
+        h, state = self.backbone(history)
+        seq, draws = history, []
+        for j in range(self.H):
+            mean, log_std = self.split(self.head(self.drop(h[:, -1:])))
+            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
+            draws.append(mean + log_std.exp() * noise)
+            if j + 1 < self.H:
+                step = draws[-1] if not self.K else torch.cat([draws[-1], future_cov[:, j : j + 1]], dim=2)
+                h, seq, state = continue_from(self.backbone, seq, step, state)
+        return torch.cat(draws, 1).view(paths, B, self.H, self.C)
 
     def teacher_forced(self, window: Tensor, context: int = 0, feed_back: float = 0.0) -> tuple[Tensor, Tensor | None]:
         """Autoregressive training: window (B, L + H, C + K) -> predictions of steps 1..L+H-1, (B, L + H - 1, C).
