@@ -173,6 +173,7 @@ class Task:
     model: nn.Module
     tokens_per_step: int  # for the tokens/s the loop logs (sequence steps for series tasks)
     loss_name: str = "loss"  # what the loss is, in its units: the y axis of loss.png
+    cycles: int = 1  # the cosine restarts from lr this many times over the schedule (SGDR; snapshot ensembles)
 
     def batch(self, step: int):  # a pure function of step, so resuming reads what the first run read
         raise NotImplementedError
@@ -197,14 +198,24 @@ class Task:
         pass
 
 
-def lr_at(cfg: TrainConfig, step: int, horizon: int | None) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``min_lr`` at ``horizon``."""
+def lr_at(cfg: TrainConfig, step: int, horizon: int | None, cycles: int = 1) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``min_lr`` at ``horizon``; with ``cycles``
+    C > 1, C such cosines one after another (warm restarts, Loshchilov & Hutter 2017), each ending at
+    ``cycle_ends``."""
     if step < cfg.warmup:
         return cfg.lr * (0.01 + 0.99 * step / cfg.warmup)
     if horizon is None or horizon <= cfg.warmup:
         return cfg.lr
-    progress = min(1.0, (step - cfg.warmup) / (horizon - cfg.warmup))
+    ends = [cfg.warmup, *cycle_ends(cfg.warmup, horizon, cycles)]
+    k = next((j for j in range(cycles) if step < ends[j + 1]), cycles - 1)
+    progress = min(1.0, (step - ends[k]) / max(1, ends[k + 1] - ends[k]))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def cycle_ends(warmup: int, horizon: int, cycles: int) -> list[int]:
+    """The steps at which each of ``cycles`` equal cosine cycles between ``warmup`` and ``horizon`` ends: after
+    that many steps, the rate is at its minimum (a snapshot's moment) and the next step restarts at ``lr``."""
+    return [warmup + round((horizon - warmup) * (k + 1) / cycles) for k in range(cycles)]
 
 
 PLOT_EVERY_S = 30.0  # redraw loss.png at most this often during training (a redraw costs ~0.1 s), and at the end
@@ -372,7 +383,7 @@ def evaluate(task: Task, optimizer, p: Progress, run: Path, log: Log) -> dict:
 def step(task: Task, optimizer, cfg: TrainConfig, p: Progress) -> tuple[float, float]:
     """One training step on batch ``p.step``: forward, backward, clip; returns the loss and the gradient norm
     before clipping. The optimizer has not stepped yet: the caller does, if both are finite."""
-    lr = lr_at(cfg, p.step, p.horizon)
+    lr = lr_at(cfg, p.step, p.horizon, task.cycles)
     for group in optimizer.param_groups:
         group["lr"] = lr
     loss = task.loss(task.batch(p.step))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from seqlab import forecast
+from seqlab import train as train_module
 from seqlab.cli import main
 from seqlab.data.text import DataError
 from seqlab.data.timeseries import read_series, series_set
@@ -21,7 +22,8 @@ from seqlab.forecast import (
     seasonal_naive,
     train_forecaster,
 )
-from seqlab.models.forecaster import Forecaster
+from seqlab.forecast.task import read_config
+from seqlab.models.forecaster import Forecaster, Snapshots, members
 
 SMALL = {"model": "lstm", "hidden": 16, "layers": 1, "context": 24, "horizon": 6, "season": 12, "steps": 150,
          "eval_every": 50, "patience": None, "batch": 32, "lr": 5e-3, "warmup": 10}  # fmt: skip
@@ -173,6 +175,51 @@ def test_auto_is_esrnn_where_it_applies_and_else_the_lstm_saying_why():
     assert pick(positive, model="gru", context=7) == ForecastConfig(model="gru", context=7)  # nothing to resolve
 
 
+def test_cyclic_schedule_restarts_at_each_cycle_end():
+    cfg = ForecastConfig(lr=1e-2, min_lr=1e-4, warmup=10)
+    ends = train_module.cycle_ends(10, 70, 3)
+    assert ends == [30, 50, 70]
+    for end in ends[:-1]:
+        assert train_module.lr_at(cfg, end, 70, 3) == cfg.lr  # a warm restart
+        assert train_module.lr_at(cfg, end - 1, 70, 3) < 2e-4  # the cycle's end: near min_lr, a snapshot's moment
+    for step in range(80):  # one cycle is the plain cosine
+        progress = min(1.0, max(0, step - 10) / 60)
+        want = 1e-4 + 0.5 * (1e-2 - 1e-4) * (1 + np.cos(np.pi * progress)) if step >= 10 else None
+        if want is not None:
+            assert train_module.lr_at(cfg, step, 70) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("model", ["lstm", "esrnn"])
+def test_snapshots_are_taken_at_the_cycle_ends_and_join_the_median(tmp_path, model, monkeypatch):
+    taken = []
+    keep = Snapshots.keep
+
+    def spy(self, due):
+        live = {k: v.clone() for k, v in self.live.state_dict().items()}
+        took = keep(self, due)
+        if took:
+            taken.append((task_step[0], live))
+        return took
+
+    task_step = [0]
+    real = forecast.task.keep_snapshots
+    monkeypatch.setattr(Snapshots, "keep", spy)
+    monkeypatch.setattr(forecast.task, "keep_snapshots",
+                        lambda m, cfg, step: (task_step.__setitem__(0, step), real(m, cfg, step)))  # fmt: skip
+    extra = {"context": 12} if model == "esrnn" else {}
+    cfg = ForecastConfig(**{**SMALL, **extra, "model": model, "steps": 70, "warmup": 10, "snapshots": 3,
+                            "patience": 5})  # fmt: skip
+    _, run = train_forecaster(cfg, series_set(seasonal_series()), tmp_path / "r", progress=False, echo=lambda s: None)
+    assert [step for step, _ in taken] == [30, 50]  # the ends of the first two of three cycles
+    net = forecast.task.load(run, "last")[0]
+    assert isinstance(net, Snapshots) and int(net.filled) == 2 and len(members(net)) == 3
+    for j, (_, live) in enumerate(taken):  # each copy is the live model at its cycle's end
+        for k, v in net.kept[j].state_dict().items():
+            torch.testing.assert_close(v, live[k])
+    result = json.loads((run / "scores.json").read_text())
+    assert len(result["model"]["member_mase"]) == 3 and read_config(run)[0].patience is None
+
+
 def test_quantile_head_is_sorted_and_fitted_by_the_pinball_loss():
     torch.manual_seed(0)
     net = Forecaster(2, covariates=1, horizon=5, hidden=8, quantiles=(0.1, 0.5, 0.9))
@@ -304,8 +351,9 @@ def test_benchmark_loaders_and_statistical_baselines():
     assert forecast_bench.ets(air[:-12], 12, 12).shape == (12,)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path, check_resume):
+@pytest.mark.parametrize("extra", [[], ["--model", "lstm", "--snapshots", "3", "--warmup", "5"]])
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, check_resume, extra):
     np.save(tmp_path / "y.npy", seasonal_series(1)[0])
     check_resume(["forecast", "train", str(tmp_path / "y.npy"), "--hidden", "8", "--layers", "2", "--context", "24",
                   "--horizon", "6", "--steps", "80", "--eval-every", "20", "--patience", "1000", "--dropout", "0.3",
-                  "--no-progress", "--threads", "1"], 80)  # fmt: skip
+                  "--no-progress", "--threads", "1", *extra], 80)  # fmt: skip

@@ -35,8 +35,8 @@ from ..data.errors import DataError
 from ..data.timeseries import SeriesSet, check, fill_missing, read_series, window_starts
 from ..models.backbone import BACKBONES, check_heads
 from ..models.esrnn import CELLS, ESRNN, parse_dilations, pinball
-from ..models.forecaster import OUTPUTS, Ensemble, Forecaster, members
-from ..train import STOPPED, Task, TrainConfig, pyplot, train
+from ..models.forecaster import OUTPUTS, Ensemble, Forecaster, Snapshots, members, trained
+from ..train import STOPPED, Task, TrainConfig, cycle_ends, pyplot, train
 from .metrics import naive2, owa, quantile_scores, scores, seasonal_naive
 
 PATHS = 200  # sample paths an autoregressive Gaussian model draws for its quantiles
@@ -49,7 +49,7 @@ class ForecastConfig(TrainConfig):
 
     RULES: ClassVar[dict[str, str]] = {"context": ">=1", "horizon": ">=1", "season": ">=1", "hidden": ">=1",
                                        "layers": ">=1", "heads": ">=1", "dropout": "[0,1)", "batch": ">=1",
-                                       "ensemble": ">=1"}  # fmt: skip
+                                       "ensemble": ">=1", "snapshots": ">=1"}  # fmt: skip
     OLD_DEFAULTS: ClassVar[dict] = {"loss": "old", "dilations": "none"}  # runs from before them
 
     data: str = ""
@@ -73,6 +73,8 @@ class ForecastConfig(TrainConfig):
     dilations: str = "auto"  # esrnn: Smyl's dilated blocks, e.g. 1,2;2,6 (auto: his per season m; none: --layers)
     quantiles: str = "0.1,0.5,0.9"  # the quantiles forecast (and fitted, by the pinball loss); 0.5 is the point
     ensemble: int = 1  # K members (seeds seed..seed+K-1) trained side by side in this run, combined by the median
+    snapshots: int = 1  # S > 1: S cosine cycles; the weights at each cycle's end join the median (Huang et al. 2017);
+    # no early stopping then (--patience is set aside: the last cycle must run)
     hidden: int = 64
     layers: int = 2
     heads: int = 4  # transformer only
@@ -138,6 +140,8 @@ def check_config(cfg: ForecastConfig) -> None:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {cfg.output!r}")
     if not 0 <= cfg.scheduled_sampling <= 1:
         raise ValueError(f"scheduled-sampling is a probability in [0, 1], got {cfg.scheduled_sampling}")
+    if cfg.snapshots > 1 and cfg.steps is None:
+        raise ValueError("--snapshots S cuts --steps into S learning-rate cycles: give --steps")
     if cfg.scheduled_sampling and cfg.output != "autoregressive":
         raise ValueError("--scheduled-sampling needs --output autoregressive (the direct head feeds nothing back)")
     for name in ("context", "horizon", "season", "hidden", "layers", "batch"):
@@ -159,12 +163,14 @@ def model_from(cfg: ForecastConfig, channels: int, covariates: int, series: int 
                           quantile_levels(cfg) if kind == "quantile" else ())  # fmt: skip
 
     if cfg.ensemble == 1:
-        return one()
-    nets = []
-    for k in range(cfg.ensemble):
-        torch.manual_seed(cfg.seed + k)
-        nets.append(one())
-    return Ensemble(nets)
+        model = one()
+    else:
+        nets = []
+        for k in range(cfg.ensemble):
+            torch.manual_seed(cfg.seed + k)
+            nets.append(one())
+        model = Ensemble(nets)
+    return Snapshots(model, cfg.snapshots) if cfg.snapshots > 1 else model
 
 
 def load_data(path: str, cfg: ForecastConfig) -> SeriesSet:
@@ -279,6 +285,13 @@ def forecast(model, data: SeriesSet, ends: list[int], cfg: ForecastConfig) -> Fo
 
 
 # ------------------------------------------------------------------------------------------------ the task
+def keep_snapshots(model, cfg: ForecastConfig, step: int) -> None:
+    """Before ``step``: take the snapshots of the cycles that have ended (the loop's schedule has ``cfg.snapshots``
+    cycles, Task.cycles); the last cycle's is the live model itself."""
+    if isinstance(model, Snapshots):
+        model.keep(sum(end <= step for end in cycle_ends(cfg.warmup, cfg.steps, cfg.snapshots)[:-1]))
+
+
 class ForecastTask(Task):
     """Random windows from the training parts (a pure function of the step), validation on the validation tails."""
 
@@ -298,6 +311,7 @@ class ForecastTask(Task):
         self.series = [stacked(data, i)[: self.train_ends[i]].astype(np.float32) for i in range(len(data.targets))]
         self.starts = window_starts(self.train_ends, span)
         self.tokens_per_step = cfg.batch * span
+        self.cycles = cfg.snapshots
         self.last: dict = {}
         self.step = 0
 
@@ -309,6 +323,7 @@ class ForecastTask(Task):
 
     def batch(self, step: int):
         self.step = step  # the loop calls loss(batch(step)): the schedule reads it there
+        keep_snapshots(self.model, self.cfg, step)
         rng = np.random.default_rng([self.cfg.seed, step])
         pick = rng.integers(0, len(self.starts), self.cfg.batch)
         span = self.cfg.context + self.cfg.horizon
@@ -327,7 +342,7 @@ class ForecastTask(Task):
         C, L = self.data.channels, self.cfg.context
         z, _, _ = normalize(window, L)
         total = 0.0
-        for net in members(self.model):
+        for net in trained(self.model):
             if self.cfg.output == "autoregressive":
                 mean, log_std = net.teacher_forced(z, L, self.feed_back(self.step))
                 total = total + self._loss(mean, log_std, z[:, 1:, :C])
@@ -390,10 +405,12 @@ class ESRNNTask(Task):
         self.y, self.lengths = torch.from_numpy(y), torch.tensor(self.train_ends)
         self.quantiles = quantile_levels(cfg)
         self.tokens_per_step = min(cfg.batch, len(y)) * y.shape[1]
+        self.cycles = cfg.snapshots
         self.last: dict = {}
 
     def batch(self, step: int) -> torch.Tensor:
         """The ids of min(batch, N) distinct series."""
+        keep_snapshots(self.model, self.cfg, step)
         rng = np.random.default_rng([self.cfg.seed, step])
         n = len(self.train_ends)
         return torch.from_numpy(np.sort(rng.choice(n, min(self.cfg.batch, n), replace=False)))
@@ -402,7 +419,7 @@ class ESRNNTask(Task):
         y, lengths = self.y[ids], self.lengths[ids]
         y = y[:, : int(lengths.max())]
         total = 0.0
-        for net in members(self.model):
+        for net in trained(self.model):
             out, log_l, log_season = net(y, lengths, ids)
             target, known = net.targets(y, lengths, log_l, log_season)
             total = total + pinball(out, target, known, self.quantiles)
@@ -411,13 +428,11 @@ class ESRNNTask(Task):
     def evaluate(self) -> dict[str, float]:
         H = self.cfg.horizon
         truth = np.stack([t[e : e + H] for t, e in zip(self.data.targets, self.train_ends, strict=True)])
-        val_loss = 0.0
-        for net in members(self.model):  # the training loss's units at the validation origin
-            q = quantile_forecast(net, self.data, self.train_ends)  # (n, H, 1, Q)
-            diff = np.log(truth)[..., None] - np.log(q)
-            levels = np.array(self.quantiles)
-            val_loss += float(np.maximum(levels * diff, (levels - 1) * diff).mean())
-        mu = forecast(self.model, self.data, self.train_ends, self.cfg).mean
+        fc = forecast(self.model, self.data, self.train_ends, self.cfg)
+        diff = np.log(truth)[..., None] - np.log(fc.quantiles)  # the training loss's units, of the combined forecast
+        levels = np.array(self.quantiles)
+        val_loss = float(np.maximum(levels * diff, (levels - 1) * diff).mean())
+        mu = fc.mean
         insample = [t[:e] for t, e in zip(self.data.targets, self.train_ends, strict=True)]
         self.last = s = scores(truth, mu, insample, self.cfg.season)
         return {"val_loss": val_loss, "val_mae": s["mae"], "val_mase": s["mase"], "val_smape": s["smape"]}
@@ -500,6 +515,8 @@ def train_forecaster(
             data = load_data(cfg.data, cfg)
         data = fill_missing(check(data), cfg.missing)
         cfg = choose_model(cfg, data, echo)
+        if cfg.snapshots > 1:
+            cfg = replace(cfg, patience=None)
         check_config(cfg)
         check_series(data, cfg)
     torch.manual_seed(cfg.seed)
@@ -515,6 +532,10 @@ def train_forecaster(
                        f"horizon {cfg.horizon})")  # fmt: skip
             if cfg.ensemble > 1:
                 windows += f"; an ensemble of {cfg.ensemble} (seeds {cfg.seed}..{cfg.seed + cfg.ensemble - 1})"
+            if cfg.snapshots > 1:
+                windows += (
+                    f"; {cfg.snapshots} snapshots, one at the end of each of {cfg.snapshots} cycles (no early stop)"
+                )
             echo(f"run: {run}\n{len(data.targets)} series, {data.channels} target channels, {data.n_covariates} "
                  f"covariates, {windows}")  # fmt: skip
         result = train(task, cfg, run, resume=bool(resume), progress=progress, echo=echo)

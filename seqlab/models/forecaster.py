@@ -23,6 +23,8 @@ What the head gives per value (``loss`` in the task):
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
@@ -138,6 +140,37 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(nets)
 
 
-def members(model: nn.Module) -> list[nn.Module]:
-    """The models whose forecasts are combined: an Ensemble's members, or the model itself."""
+class Snapshots(nn.Module):
+    """A snapshot ensemble (Huang et al. 2017): the model being trained (``live``, itself maybe an Ensemble) and
+    ``len(kept)`` frozen copies of it, taken at the ends of the first cycles of a cyclic schedule; the live model is
+    the last snapshot. ``filled`` (a buffer, so checkpoints and resume carry it) counts the copies taken so far.
+    State-dict keys: ``live.<the model's>``, ``kept.<j>.<the model's>``, ``filled``."""
+
+    def __init__(self, live: nn.Module, snapshots: int):
+        super().__init__()
+        self.live = live
+        self.kept = nn.ModuleList(copy.deepcopy(live).requires_grad_(False) for _ in range(snapshots - 1))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    def keep(self, due: int) -> bool:
+        """Copy the live weights into the next slot if fewer than ``due`` (<= len(kept)) are taken; True if it did.
+        Idempotent per cycle end, so a resumed or repeated step never takes a snapshot twice."""
+        if int(self.filled) >= min(due, len(self.kept)):
+            return False
+        self.kept[int(self.filled)].load_state_dict(self.live.state_dict())
+        self.filled += 1
+        return True
+
+
+def trained(model: nn.Module) -> list[nn.Module]:
+    """The models the loss trains: an Ensemble's members, a snapshot ensemble's live ones, or the model itself."""
+    if isinstance(model, Snapshots):
+        return trained(model.live)
     return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def members(model: nn.Module) -> list[nn.Module]:
+    """The models whose forecasts are combined: the trained ones and the snapshots taken so far."""
+    if isinstance(model, Snapshots):
+        return [*trained(model.live), *(m for k in model.kept[: int(model.filled)] for m in trained(k))]
+    return trained(model)
