@@ -41,7 +41,7 @@ bench-classify: $(STAMP)
 
 # M1 yearly (aeon) and airpassengers, co2, sunspots: rolling origin beside statsforecast; 3 seeds (~25-30 min).
 bench-forecast: $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[forecast]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[forecast,aeon]'
 	$(BIN)/seqlab forecast bench --out runs/forecast-bench-$(shell date +%Y%m%d-%H%M%S)
 
 # Injected anomalies, GunPoint one-class, and codes -> logistic regression on ItalyPowerDemand; 3 seeds.

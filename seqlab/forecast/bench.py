@@ -1,6 +1,7 @@
-"""The forecasting benchmark, on rolling origins: the M1 yearly collection (aeon) and three single series (statsmodels,
-pmdarima); seqlab's models beside seasonal naive, Naive2, the M4 Comb benchmark and statsforecast's AutoETS,
-AutoARIMA and AutoTheta, all fitted on exactly the same folds in the same run.
+"""The forecasting benchmark, on rolling origins: two collections (M1 yearly from aeon; 13 quarterly series from
+statsmodels and pmdarima) and three single series (statsmodels, pmdarima); seqlab's models beside seasonal naive,
+Naive2, the M4 Comb benchmark and statsforecast's AutoETS, AutoARIMA and AutoTheta, all fitted on exactly the same
+folds in the same run.
 
     seqlab forecast bench                              # -> table.md, results.csv, one run directory per fold and seed
     seqlab forecast bench --data m1-yearly --folds 3 --seeds 3 --models esrnn

@@ -648,7 +648,7 @@ def predict(run: str | Path, path: str | Path, which: str = "best", cfg: Forecas
             raise DataError(f"{data.source}: {len(data.targets)} series; the esrnn run learned the smoothing of "
                             f"{saved.get('series', 1)}, matched by position")  # fmt: skip
     fc = forecast(model, data, ends, cfg)
-    if not np.isfinite(fc.mean).all():
+    if not np.isfinite(fc.mean).all() or (fc.quantiles is not None and not np.isfinite(fc.quantiles).all()):
         raise ValueError(f"{run}: the model's forecasts are not finite; nothing written")
     return data, fc
 
