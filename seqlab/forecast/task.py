@@ -218,12 +218,12 @@ class Forecasts:
     members: list[np.ndarray]
 
     @property
-    def lo(self) -> np.ndarray | None:
-        return None if self.quantiles is None else self.quantiles[..., 0]
+    def lo(self) -> np.ndarray | None:  # None without an interval (no quantiles, or the median alone)
+        return None if self.quantiles is None or len(self.levels) < 2 else self.quantiles[..., 0]
 
     @property
     def hi(self) -> np.ndarray | None:
-        return None if self.quantiles is None else self.quantiles[..., -1]
+        return None if self.lo is None else self.quantiles[..., -1]
 
     @property
     def level(self) -> int:
@@ -619,7 +619,7 @@ def fold_scores(data: SeriesSet, ends: list[int], fc: Forecasts, cfg: ForecastCo
         result[name] = {**s, "owa": owa(s, base)}
     if len(fc.members) > 1:  # an ensemble: each member's MASE, for the spread
         result["model"]["member_mase"] = [scores(truth, mu, insample, m)["mase"] for mu in fc.members]
-    if fc.quantiles is not None:
+    if fc.lo is not None:
         result.update(quantile_scores(truth, fc.quantiles, fc.levels, insample, m))
     return result
 
