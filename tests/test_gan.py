@@ -105,7 +105,7 @@ def test_cli_train_sample_eval_and_errors(tmp_path, capsys):
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "mingru", "minlstm"])
 def test_other_cells_train(tmp_path, cell):
     _, run = train_gan(GANConfig(**{**TINY, "cell": cell, "steps": 5}), tmp_path / "r", echo=lambda s: None)
     assert gan.sample(run, 3)[0][0].shape == (24, 5)

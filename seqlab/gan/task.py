@@ -32,7 +32,7 @@ from ..data.errors import DataError
 from ..data.preprocess import SeriesPrep, series_of
 from ..data.sequences import Labels
 from ..data.tables import Columns, read_table
-from ..models.backbone import RECURRENT, check_name
+from ..models.backbone import RECURRENT, SCANNED, check_name
 from ..models.timegan import TimeGAN
 from ..train import Checked
 from .loop import Loop, generate
@@ -49,7 +49,7 @@ class GANConfig(Columns, Checked):
     data: str = "sines"  # sines | a file of series
     n: int = 10000  # sines only: how many sequences (the paper's 10,000)
     missing: str = "refuse"
-    cell: str = "gru"  # the paper's GRU
+    cell: str = "gru"  # the paper's GRU; rnn | lstm | gru | mingru | minlstm
     hidden: int = 24  # the paper's sines setting (4 x channels, at least 24)
     layers: int = 3
     batch: int = 128
@@ -82,7 +82,7 @@ def load_series(cfg: GANConfig) -> tuple[list[np.ndarray], list[str], list | Non
 
 
 def check_config(cfg: GANConfig) -> None:
-    check_name(cfg.cell, RECURRENT, "cell")
+    check_name(cfg.cell, RECURRENT + SCANNED, "cell")
     if cfg.layers < 2:
         raise ValueError("layers must be at least 2 (the supervisor has one layer fewer)")
 
