@@ -306,6 +306,11 @@ def test_cli_train_eval_predict_with_several_series_in_one_csv(tmp_path, capsys)
         ("t,y\n" + "".join(f"{i},{'' if i == 50 else i}\n" for i in range(80)), [], "nan at time step 50, channel 0"),
         ("t,y\n1,2\n", ["--targets", "z"], "no target column 'z'"),
         ("t,y\n1,2\n", ["--output", "seq2seq"], "output must be one of direct, autoregressive"),
+        (
+            "t,y\n" + "".join(f"{i},{i + 1}\n" for i in range(40)),
+            ["--season", "36", "--context", "8"],
+            "34 steps before the test tail, not more than one season \\(36\\)",
+        ),
     ],
 )
 def test_cli_bad_series_get_one_line_and_exit_2(tmp_path, capsys, content, extra, message):

@@ -472,8 +472,8 @@ def check_esrnn_lengths(data: SeriesSet, cfg: ForecastConfig) -> None:
 
 
 def check_series(data: SeriesSet, cfg: ForecastConfig) -> None:
-    """What no model can learn from: a constant series (zero scale, and MASE's scale is zero), and a horizon longer
-    than the history it would be forecast from."""
+    """What no model can learn from: a constant series (zero scale, and MASE's scale is zero), a horizon longer
+    than the history it would be forecast from, and less than a season before the test tail (no seasonal naive)."""
     for i, t in enumerate(data.targets):
         finite = t[np.isfinite(t).all(1)]
         if len(finite) and (finite.max(0) == finite.min(0)).all():
@@ -482,6 +482,10 @@ def check_series(data: SeriesSet, cfg: ForecastConfig) -> None:
         if cfg.horizon >= len(t) - cfg.horizon:
             raise DataError(f"{data.name(i)}: {len(t)} steps is too short for horizon {cfg.horizon}: the history "
                             f"before the test tail ({len(t) - cfg.horizon} steps) must be longer")  # fmt: skip
+        if len(t) - cfg.horizon <= cfg.season:
+            raise DataError(f"{data.name(i)}: {len(t) - cfg.horizon} steps before the test tail, not more than one "
+                            f"season ({cfg.season}); seasonal naive and MASE's scale need more (a shorter --season "
+                            "or a longer series)")  # fmt: skip
 
 
 def task_for(model, data: SeriesSet, cfg: ForecastConfig) -> Task:
