@@ -52,6 +52,18 @@ def scores(truth: np.ndarray, pred: np.ndarray, insample: list[np.ndarray], m: i
     }
 
 
+def pinball_terms(diff: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """The pinball (quantile) loss of each value: diff = truth - forecast quantile, (..., Q) at ``levels``; q * diff
+    above the forecast, (q - 1) * diff below (models.esrnn.pinball is the training loss's torch twin)."""
+    lv = np.asarray(levels)
+    return np.maximum(lv * diff, (lv - 1) * diff)
+
+
+def interval_level(levels: tuple[float, ...]) -> int:
+    """The outer quantiles' interval in %: (0.1, .., 0.9) -> 80."""
+    return round(100 * (levels[-1] - levels[0]))
+
+
 def quantile_scores(truth: np.ndarray, q: np.ndarray, levels: tuple[float, ...], insample: list[np.ndarray],
                     m: int) -> dict:  # fmt: skip
     """How good forecast quantiles are: truth (n, H, C), q (n, H, C, Q) at sorted ``levels``. Returns
@@ -64,14 +76,12 @@ def quantile_scores(truth: np.ndarray, q: np.ndarray, levels: tuple[float, ...],
     lo, hi = q[..., 0], q[..., -1]
     a = 1 - (levels[-1] - levels[0])
     width = hi - lo + 2 / a * (lo - truth) * (truth < lo) + 2 / a * (truth - hi) * (truth > hi)
-    diff = truth[..., None] - q
-    lv = np.asarray(levels)
-    level = round(100 * (levels[-1] - levels[0]))
+    level = interval_level(levels)
     return {
         f"coverage_{level}": float(((truth >= lo) & (truth <= hi)).mean()),
         f"msis_{level}": float((width / scale).mean()),
         "below": {f"{v:g}": float((truth < q[..., j]).mean()) for j, v in enumerate(levels)},
-        "sql": float((2 * np.maximum(lv * diff, (lv - 1) * diff) / scale[..., None]).mean()),
+        "sql": float((2 * pinball_terms(truth[..., None] - q, levels) / scale[..., None]).mean()),
     }
 
 

@@ -37,7 +37,7 @@ from ..models.backbone import BACKBONES, check_heads
 from ..models.esrnn import CELLS, ESRNN, parse_dilations, pinball
 from ..models.forecaster import OUTPUTS, Ensemble, Forecaster, Snapshots, members, trained
 from ..train import STOPPED, Task, TrainConfig, cycle_ends, pyplot, train
-from .metrics import naive2, owa, quantile_scores, scores, seasonal_naive
+from .metrics import interval_level, naive2, owa, pinball_terms, quantile_scores, scores, seasonal_naive
 
 PATHS = 200  # sample paths an autoregressive Gaussian model draws for its quantiles
 FLAT_STD = 1e-6  # a context whose standard deviation is below this is flat: centred, not divided by ~0
@@ -227,7 +227,7 @@ class Forecasts:
 
     @property
     def level(self) -> int:
-        return round(100 * (self.levels[-1] - self.levels[0]))
+        return interval_level(self.levels)
 
 
 @torch.no_grad()
@@ -362,9 +362,7 @@ class ForecastTask(Task):
         std = context.std(1, keepdims=True)[..., :C]
         std = np.where(std > FLAT_STD, std, 1.0)
         if loss_kind(self.cfg) == "quantile":  # the training loss's units: pinball of the context-scaled values
-            diff = ((truth - fc.quantiles.transpose(3, 0, 1, 2)) / std).transpose(1, 2, 3, 0)  # (n, H, C, Q)
-            levels = np.array(fc.levels)
-            val_loss = float(np.maximum(levels * diff, (levels - 1) * diff).mean())
+            val_loss = float(pinball_terms((truth[..., None] - fc.quantiles) / std[..., None], fc.levels).mean())
         else:  # the squared error of the mean, scaled alike
             val_loss = float((((mu - truth) / std) ** 2).mean())
         self.last = s
@@ -430,8 +428,7 @@ class ESRNNTask(Task):
         truth = np.stack([t[e : e + H] for t, e in zip(self.data.targets, self.train_ends, strict=True)])
         fc = forecast(self.model, self.data, self.train_ends, self.cfg)
         diff = np.log(truth)[..., None] - np.log(fc.quantiles)  # the training loss's units, of the combined forecast
-        levels = np.array(self.quantiles)
-        val_loss = float(np.maximum(levels * diff, (levels - 1) * diff).mean())
+        val_loss = float(pinball_terms(diff, fc.levels).mean())
         mu = fc.mean
         insample = [t[:e] for t, e in zip(self.data.targets, self.train_ends, strict=True)]
         self.last = s = scores(truth, mu, insample, self.cfg.season)
