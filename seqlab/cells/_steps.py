@@ -39,6 +39,23 @@ _linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 _reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
 
 
+def bf16_native() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX): oneDNN's test. Without it, bfloat16
+    products are emulated, slower than float32."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check is not None and torch.backends.mkldnn.is_available() and check())
+
+
+def product_dtype(state: torch.Tensor) -> torch.dtype | None:
+    """The reduced precision (bfloat16, or float16 on CUDA) the cells' matrix products run in under
+    ``torch.autocast``; None outside autocast, or for a state autocast leaves alone (float64). Only the products
+    go down: the states, the gate arithmetic and every sum stay in the state's float32."""
+    kind = state.device.type
+    if state.dtype != torch.float32 or not torch.is_autocast_enabled(kind):
+        return None
+    return torch.get_autocast_dtype(kind)
+
+
 class StepProduct:
     """y = x W^T (+ bias) (+ add), for one weight W (N, K) used at every step of a sequence.
 
@@ -46,21 +63,35 @@ class StepProduct:
     Zen4 and oneDNN's GEMM on a weight reordered once reached 120-210: 1.1-3.1x faster once W has 2^17 elements or
     more, and slower below that, where its ~20 µs call overhead dominates (measured, benchmarks in seqlab bench).
     So W is reordered once per sequence when it is that large, on CPU, in float32 or bfloat16; otherwise addmm.
+
+    ``dtype`` (``product_dtype``): W is cast once, x at each call, and the product, in that reduced precision, is
+    added to ``add`` or ``bias`` and written to ``out`` in their own (float32) precision.
     """
 
-    def __init__(self, w: torch.Tensor, rows_hint: int):
+    def __init__(self, w: torch.Tensor, rows_hint: int, dtype: torch.dtype | None = None):
+        self.dtype = dtype if dtype != w.dtype else None
+        if self.dtype is not None:
+            w = w.to(self.dtype)
         self.wt = w.t()
         self.packed = None
         if (
             _reorder is not None
             and torch.backends.mkldnn.is_available()
             and w.device.type == "cpu"
-            and w.dtype in (torch.float32, torch.bfloat16)
+            and (w.dtype == torch.float32 or (w.dtype == torch.bfloat16 and bf16_native()))
             and w.numel() >= PACK_MIN_ELEMENTS
         ):
             self.packed = _reorder(w.contiguous(), rows_hint)
 
     def __call__(self, x, out, add=None, bias=None):
+        if self.dtype is not None:
+            y = self._product(x.to(self.dtype), None)
+            if add is None and bias is None:
+                return y.float() if out is None else out.copy_(y)
+            return torch.add(add if add is not None else bias, y, out=out)
+        return self._product(x, out, add, bias)
+
+    def _product(self, x, out, add=None, bias=None):
         if self.packed is None:
             if add is None:
                 return torch.mm(x, self.wt, out=out) if bias is None else torch.addmm(bias, x, self.wt, out=out)
@@ -139,12 +170,16 @@ def reverse_chunks(T: int, per_step: int) -> Iterator[tuple[int, int]]:
         t1 = t0
 
 
-def recurrent_weight_grad(dgates: torch.Tensor, h: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+def recurrent_weight_grad(dgates: torch.Tensor, h: torch.Tensor, h0: torch.Tensor,
+                          dtype: torch.dtype | None = None) -> torch.Tensor:  # fmt: skip
     """∂L/∂W_hh = Σ_t dgates_t^T h_{t-1}, as two large products over all steps instead of T small ones.
 
     dgates: (T, B, G) gradients of the pre-activations that W_hh feeds; h: (T, B, H) outputs; h0: (B, H).
-    Padded positions hold zeros in both, so they add nothing.
+    Padded positions hold zeros in both, so they add nothing. ``dtype``: the products run in that reduced
+    precision (``product_dtype``); the gradient returned is in h's.
     """
+    if dtype is not None and dtype != h.dtype:
+        return recurrent_weight_grad(dgates.to(dtype), h.to(dtype), h0.to(dtype)).to(h.dtype)
     T, _, G = dgates.shape
     dw = dgates[0].t() @ h0
     if T > 1:

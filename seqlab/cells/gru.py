@@ -27,6 +27,7 @@ from ._steps import (
     final_state,
     live_steps,
     previous,
+    product_dtype,
     recurrent_weight_grad,
     reverse_chunks,
     rows,
@@ -45,13 +46,14 @@ class GRUFunction(torch.autograd.Function):
         T, B, G = xw.shape
         H = G // 3
         bs, full = active_rows(batch_sizes, T, B)
+        mm = product_dtype(h0)  # bfloat16 products under autocast
         new = alloc(full)
         like = {"dtype": xw.dtype, "device": xw.device}
         rz = new(T, B, 2 * H, **like)  # σ of the r and z pre-activations, side by side: one addmm writes both
         n = new(T, B, H, **like)
         hn = new(T, B, H, **like)  # W_hn h_{t-1} + b_hn
         h = new(T, B, H, **like)
-        step_rz, step_n = StepProduct(w_hh[: 2 * H], B), StepProduct(w_hh[2 * H :], B)
+        step_rz, step_n = StepProduct(w_hh[: 2 * H], B, mm), StepProduct(w_hh[2 * H :], B, mm)
         x_rz, x_n = xw[..., : 2 * H].unbind(0), xw[..., 2 * H :].unbind(0)
         rzs, rs, zs = rz.unbind(0), rz[..., :H].unbind(0), rz[..., H:].unbind(0)
         ns, hns, hs = n.unbind(0), hn.unbind(0), h.unbind(0)
@@ -65,7 +67,7 @@ class GRUFunction(torch.autograd.Function):
             torch.lerp(nt, hp, rows(zs[t], b, B), out=rows(hs[t], b, B))  # n + z ⊙ (h_prev - n)
             h_prev = hs[t]
         ctx.save_for_backward(rz, n, hn, h, h0, w_hh)
-        ctx.bs, ctx.full, ctx.slot, ctx.has_bias = bs, full, slot, b_hn is not None
+        ctx.bs, ctx.full, ctx.slot, ctx.mm, ctx.has_bias = bs, full, slot, mm, b_hn is not None
         if slot is not None:
             slot.keep(r=rz[..., :H], z=rz[..., H:], n=n, h=h)
         return h, final_state(h, h0, bs)
@@ -100,7 +102,7 @@ class GRUFunction(torch.autograd.Function):
             rz[..., H:].unbind(0),
         )
         dy_through_z = torch.empty(B, H, **like)  # scratch for dy_{t-1} + dh_t ⊙ z_t
-        back = StepProduct(w_hh.t(), B)  # [da_r, da_z, d(W_hn h + b_hn)] W_hh
+        back = StepProduct(w_hh.t(), B, ctx.mm)  # [da_r, da_z, d(W_hn h + b_hn)] W_hh
         n_live = live_steps(bs)
         # Steps t0..t1-1 at a time; their factors are (t1 - t0, m, ·) for the m = bs[t0] rows active at t0, the most
         # in the window (step t keeps its first bs[t] <= m of them); index t - t0 on the first axis is step t.
@@ -122,7 +124,7 @@ class GRUFunction(torch.autograd.Function):
                 dyz = torch.addcmul(rows(dys[t - 1], b, B), dh, rows(zs[t], b, B), out=rows(dy_through_z, b, B))
                 back(rows(da_hhs[t], b, B), rows(dhs[t - 1], b, B), add=dyz)
                 seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
-        dw_hh = recurrent_weight_grad(d4[:, :, :3].reshape(T, B, 3 * H), h, h0)
+        dw_hh = recurrent_weight_grad(d4[:, :, :3].reshape(T, B, 3 * H), h, h0, ctx.mm)
         db_hn = d4[:, :, 2].sum((0, 1)) if ctx.has_bias else None
         d4[:, :, 2] = d4[:, :, 3]  # the input side of the n block takes da_n, not da_n ⊙ r
         if slot is not None:

@@ -30,6 +30,7 @@ from ._steps import (
     final_state,
     live_steps,
     previous,
+    product_dtype,
     recurrent_weight_grad,
     reverse_chunks,
     rows,
@@ -52,12 +53,13 @@ class LSTMFunction(torch.autograd.Function):
         T, B, G = xw.shape
         H = G // 4
         bs, full = active_rows(batch_sizes, T, B)
+        mm = product_dtype(h0)  # bfloat16 products under autocast
         new = alloc(full)
         like = {"dtype": xw.dtype, "device": xw.device}
         gates = new(T, B, G, **like)  # activated i, f, g, o
         c = new(T, B, H, **like)
         h = new(T, B, H, **like)
-        step = StepProduct(w_hh, B)  # h_{t-1} W_hh^T
+        step = StepProduct(w_hh, B, mm)  # h_{t-1} W_hh^T
         xs, gs, cs, hs = xw.unbind(0), gates.unbind(0), c.unbind(0), h.unbind(0)
         h_prev, c_prev = h0, c0
         for t in range(live_steps(bs)):
@@ -71,7 +73,7 @@ class LSTMFunction(torch.autograd.Function):
             torch.mul(o, ct.tanh(), out=rows(hs[t], b, B))
             h_prev, c_prev = hs[t], cs[t]
         ctx.save_for_backward(gates, c, h, h0, c0, w_hh)
-        ctx.bs, ctx.full, ctx.slot = bs, full, slot
+        ctx.bs, ctx.full, ctx.slot, ctx.mm = bs, full, slot, mm
         if slot is not None:
             i, f, g, o = gates.chunk(4, 2)
             slot.keep(i=i, f=f, g=g, o=o, c=c, h=h)
@@ -98,7 +100,7 @@ class LSTMFunction(torch.autograd.Function):
         dh0, dc = dh_n.clone(), dc_n.clone()  # rows not reached yet hold the gradient of their final state
         dhs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
         das, dys, fs = dgates.view(T, B, G4).unbind(0), dy.unbind(0), gates[..., H : 2 * H].unbind(0)
-        back = StepProduct(w_hh.t(), B)  # da_t W_hh
+        back = StepProduct(w_hh.t(), B, ctx.mm)  # da_t W_hh
         n_live = live_steps(bs)
         # Steps t0..t1-1 at a time; their factors are (t1 - t0, m, ·) for the m = bs[t0] rows active at t0, the most
         # in the window (step t keeps its first bs[t] <= m of them); index k = t - t0 on the first axis is step t.
@@ -130,4 +132,4 @@ class LSTMFunction(torch.autograd.Function):
         if slot is not None:
             slot.keep_grad(dh_rec)
         dgates = dgates.view(T, B, G4)
-        return dgates, dh0, dc, recurrent_weight_grad(dgates, h, h0), None, None
+        return dgates, dh0, dc, recurrent_weight_grad(dgates, h, h0, ctx.mm), None, None

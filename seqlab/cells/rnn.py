@@ -21,6 +21,7 @@ from ._steps import (
     alloc,
     final_state,
     live_steps,
+    product_dtype,
     recurrent_weight_grad,
     relu_grad,
     rows,
@@ -37,17 +38,18 @@ class RNNFunction(torch.autograd.Function):
     def forward(ctx, xw, h0, w_hh, relu, batch_sizes, slot):
         T, B, H = xw.shape
         bs, full = active_rows(batch_sizes, T, B)
+        mm = product_dtype(h0)  # bfloat16 products under autocast
         h = alloc(full)(T, B, H, dtype=xw.dtype, device=xw.device)
         xs, hs = xw.unbind(0), h.unbind(0)  # per-step views, made once
         act = torch.Tensor.relu_ if relu else torch.Tensor.tanh_
-        step = StepProduct(w_hh, B)  # h_{t-1} W_hh^T
+        step = StepProduct(w_hh, B, mm)  # h_{t-1} W_hh^T
         h_prev = h0
         for t in range(live_steps(bs)):
             b = bs[t]
             act(step(rows(h_prev, b, B), rows(hs[t], b, B), add=rows(xs[t], b, B)))
             h_prev = hs[t]
         ctx.save_for_backward(h, h0, w_hh)
-        ctx.bs, ctx.full, ctx.slot, ctx.relu = bs, full, slot, relu
+        ctx.bs, ctx.full, ctx.slot, ctx.mm, ctx.relu = bs, full, slot, mm, relu
         if slot is not None:
             slot.keep(h=h)
         return h, final_state(h, h0, bs)
@@ -69,7 +71,7 @@ class RNNFunction(torch.autograd.Function):
         dh0 = dh_n.clone()  # rows of length 0 pass their final gradient straight to h0
         dhs, dh_rec = state_grads(dy, dh_n, bs, record=slot is not None)
         das, dys, hs = da.unbind(0), dy.unbind(0), h.unbind(0)
-        back = StepProduct(w_hh.t(), B)  # da_t W_hh
+        back = StepProduct(w_hh.t(), B, ctx.mm)  # da_t W_hh
         n_live = live_steps(bs)
         for t in range(n_live - 1, -1, -1):
             b = bs[t]
@@ -85,4 +87,4 @@ class RNNFunction(torch.autograd.Function):
             seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_rec)
-        return da, dh0, recurrent_weight_grad(da, h, h0), None, None, None
+        return da, dh0, recurrent_weight_grad(da, h, h0, ctx.mm), None, None, None

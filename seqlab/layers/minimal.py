@@ -134,7 +134,8 @@ class MinimalRecurrent(nn.Module):
             outs = []
             for d in range(self.directions):
                 k = layer * self.directions + d
-                h = self._run(self.maps[k](x), None if hx is None else hx[k], lengths, reverse=d == 1)
+                pre = self.maps[k](x).to(self.maps[k].weight.dtype)  # the scan in float32 under autocast
+                h = self._run(pre, None if hx is None else hx[k], lengths, reverse=d == 1)
                 outs.append(h)
                 finals.append(self._final(h, lengths, reverse=d == 1))
             x = torch.cat(outs, 2) if self.directions == 2 else outs[0]

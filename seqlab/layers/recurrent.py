@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
+from ..cells._steps import bf16_native
 from .minimal import MinGRU, MinimalRecurrent, MinLSTM
 
 BACKENDS = ("auto", "fused", "bptt", "reference")
@@ -263,6 +264,8 @@ class Recurrent(nn.Module):
                 f"got {input.shape[-1]}; input must have input_size={self.input_size} features in its last "
                 f"dimension, got shape {shape}"
             )
+        if input.dtype != w.dtype and torch.is_autocast_enabled(input.device.type) and w.dtype == torch.float32:
+            input = input.float()  # a reduced-precision input under autocast (another autocast op's output)
         if input.dtype != w.dtype or input.device != w.device:
             raise ValueError(
                 f"{name}: input is {input.dtype} on {input.device} but the parameters are {w.dtype} on {w.device}"
@@ -405,7 +408,10 @@ class Recurrent(nn.Module):
         Tx, B, I = x.shape
         x2 = x.reshape(Tx * B, I)  # not (-1): a batch of 0 rows has no size to infer
         xw = torch.mm(x2, w_ih.t()) if b_ih is None else torch.addmm(self._input_bias(b_ih, b_hh), x2, w_ih.t())
-        return self._bptt(xw.view(Tx, B, xw.shape[1]), state, w_hh, b_hh, batch_sizes, slot)
+        # Under autocast the product above ran in bfloat16; the cells keep their states and sums in float32
+        # and run only their own products in bfloat16 (cells._steps.product_dtype).
+        xw = xw.view(Tx, B, xw.shape[1]).to(state[0].dtype)
+        return self._bptt(xw, state, w_hh, b_hh, batch_sizes, slot)
 
     def _fused_segments(self, x: Tensor, state: State, weights: list[Tensor], batch_sizes) -> tuple[Tensor, State]:
         """The vendor kernel once per stretch of steps over which the active rows stay the same, carrying the
@@ -513,7 +519,10 @@ class LSTM(Recurrent):
 
     def _auto_backend(self, device, dtype, grad) -> str:
         # oneDNN's fused LSTM is the fastest CPU path for float32 and bfloat16, with or without gradients (and with
-        # lengths, run per stretch of equal active rows); it has no float64 kernel.
+        # lengths, run per stretch of equal active rows); it has no float64 kernel, and under bfloat16 autocast it
+        # needs a CPU with bfloat16 (without, oneDNN has no primitive for it: the bptt cells emulate it).
+        if device.type == "cpu" and torch.is_autocast_enabled("cpu") and not bf16_native():
+            return "bptt"
         if device.type == "cuda" or dtype in (torch.float32, torch.bfloat16):
             return "fused"
         return "bptt"
