@@ -12,7 +12,10 @@ with status 130.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 
 from . import bench, flags
 from .autoencode import cli as autoencode
@@ -67,23 +70,49 @@ def set_threads(threads: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import Interrupted, TrainingError
+    from torch.distributed import DistError
 
+    from .runs import world
+    from .train import Interrupted, TrainingError, launch, report_failure
+
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    w = world()
+    where = f"seqlab {args.command}: " + (f"rank {w.rank}: " if w.size > 1 else "")
+    if not w.writer:  # rank 0 speaks for all
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    before = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
     try:
+        if getattr(args, "nproc", None) and w.size == 1 and args.nproc > 1:
+            flags.check_processes(args)  # before any process starts
+            return launch(flags.without_nproc(argv), args.nproc)
         set_threads(getattr(args, "threads", None))
         COMMANDS[args.command].run(args)
     except (ValueError, OSError, TrainingError) as e:
-        print(f"seqlab {args.command}: error: {e}", file=sys.stderr)
+        report_failure(f"{where}error: {e}")
         return 2
     except Interrupted as e:  # the loop finished its step and wrote a checkpoint
         hint = f"continue with: seqlab {args.command} train --resume {e.run}" if args.command in RESUMABLE else ""
-        print(f"seqlab {args.command}: {e}" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        report_failure(f"{where}{e}" + (f"; {hint}" if hint else ""), peer=True)  # stopped from outside
         return 130
     except KeyboardInterrupt:
-        print(f"seqlab {args.command}: interrupted", file=sys.stderr)
+        report_failure(f"{where}interrupted", peer=True)
         return 130
+    except RuntimeError as e:  # a collective failed: another process died (its own line says why), or the network
+        if w.size == 1 or not (isinstance(e, DistError) or "gloo" in str(e) or "NCCL" in str(e)):
+            raise
+        report_failure(f"{where}lost the other processes: {str(e).strip().splitlines()[0]}", peer=True)
+        return 1
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
     return 0
+
+
+def stop(signum, frame):
+    """SIGTERM (a scheduler's, or torchrun stopping its processes) outside the training loop, which handles it
+    itself: ends the command as Ctrl-C does, so that a run that has no checkpoint yet is removed, not left."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

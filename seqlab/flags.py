@@ -20,7 +20,40 @@ def training() -> argparse.ArgumentParser:
     """The flags of every ``train`` command that runs seqlab's training loop."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--nproc", type=ranged(">=1"), default=1,
+                        help="train in N processes on this machine (torchrun; --batch stays the global batch; "
+                             "default 1)")  # fmt: skip
     return parser
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line a launched process runs: ARGV without --nproc N (or --nproc=N)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def check_processes(args) -> None:
+    """Refuse, before any process starts, N processes that cannot share the global batch (--batch, the resumed
+    run's, or the default) in equal shards."""
+    import json
+    from pathlib import Path
+
+    n, batch = args.nproc, getattr(args, "batch", None)
+    if batch is None and getattr(args, "resume", None):
+        config = Path(args.resume) / "config.json"
+        batch = json.loads(config.read_text())["config"].get("batch") if config.is_file() else None
+    if batch is None and getattr(args, "config_class", None) is not None:
+        batch = getattr(args.config_class, "batch", None)
+    if batch is not None and (batch < n or batch % n):
+        raise ValueError(f"--nproc {n}: the global batch of {batch} cannot be split into {n} equal shards; give a "
+                         f"--batch that is a multiple of {n}")  # fmt: skip
 
 
 def ranged(rule: str, kind=int):
@@ -68,6 +101,7 @@ def positive_ints(text: str) -> list[int]:
 def add_config_flags(parser: argparse.ArgumentParser, config_cls, skip: tuple[str, ...] = ()) -> None:
     """One flag per field of a flat config dataclass (--seq-len for seq_len), typed by its default; unset flags
     stay None, so only what the user typed overrides the config."""
+    parser.set_defaults(config_class=config_cls)
     for f in dataclasses.fields(config_cls):
         if f.name in skip:
             continue
@@ -99,14 +133,22 @@ def config_from(args, config_cls, **fixed):
 def refuse_changes_on_resume(args, config_cls, allowed: tuple[str, ...] = ("minutes",)) -> None:
     """--resume continues with the run's own config: any other config flag the user typed (or --out) is refused."""
     typed = [f.name for f in dataclasses.fields(config_cls) if getattr(args, f.name, None) is not None]
-    fixed = [n for n in typed if n not in allowed] + (["out"] if getattr(args, "out", None) else [])
+    fixed = [n for n in typed if n not in (*allowed, "precision")] + (["out"] if getattr(args, "out", None) else [])
     if fixed:
         flags = ", ".join("--" + n.replace("_", "-") for n in fixed)
-        raise ValueError(f"--resume continues with the run's own config; drop {flags} (only --minutes may change)")
+        raise ValueError(
+            f"--resume continues with the run's own config; drop {flags} (only --minutes and --precision may change)"
+        )
 
 
 def train_config(args, config_cls, allowed: tuple[str, ...] = ("minutes",), data: str = "DATA"):
-    """The config of a ``train`` command: DATA for a new run, or --resume RUN with no other config flag changed."""
+    """The config of a ``train`` command: DATA for a new run, or --resume RUN with no other config flag changed.
+
+    When torchrun restarts the processes after one failed (``--max-restarts``), ``--out RUN`` that has a checkpoint
+    by now is resumed from it: the restarted command is the first one, and the run continues, not starts over."""
+    if restarted(args):
+        args.resume, args.data, args.out = args.out, None, None
+        return config_from(args, config_cls)
     resume = getattr(args, "resume", None)
     if not args.data and not resume:
         raise ValueError(f"give {data} or --resume RUN")
@@ -114,7 +156,22 @@ def train_config(args, config_cls, allowed: tuple[str, ...] = ("minutes",), data
         raise ValueError("give DATA for a new run or --resume RUN, not both")
     if resume:
         refuse_changes_on_resume(args, config_cls, allowed)
-    return config_from(args, config_cls, **({"data": args.data} if args.data else {}))
+    cfg = config_from(args, config_cls, **({"data": args.data} if args.data else {}))
+    if hasattr(cfg, "precision"):
+        from .train import check_precision
+
+        check_precision(cfg.precision)  # before anything is written or any process starts
+    return cfg
+
+
+def restarted(args) -> bool:
+    """A process that torchrun restarted, of a run (--out) that has a checkpoint to continue from."""
+    import os
+    from pathlib import Path
+
+    again = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    out = getattr(args, "out", None)
+    return again and hasattr(args, "resume") and bool(out) and (Path(out) / "checkpoints" / "last.safetensors").exists()
 
 
 def column_overrides(args, cfg):

@@ -15,11 +15,13 @@ target, so a process killed at any moment leaves the old file or the new one, ne
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +78,44 @@ def refuse_existing(path: str | Path, force: bool | None = False, flag: str = "-
     return path
 
 
+# ------------------------------------------------------------------------------------------------ processes
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one training (torchrun's RANK, WORLD_SIZE, LOCAL_WORLD_SIZE):
+    rank 0 alone writes the user's run directory."""
+
+    rank: int = 0
+    size: int = 1
+    local_size: int = 1  # processes on this machine, which share its cores
+
+    @property
+    def writer(self) -> bool:
+        return self.rank == 0
+
+
+def world() -> World:
+    """The World torchrun (or ``--nproc``) started this process in; World() when it runs alone."""
+    env = os.environ
+    return World(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_WORLD_SIZE", 1)))
+
+
+def own(path: str | Path, copy: bool = True) -> Path:
+    """Where this process writes ``path``: the path itself on rank 0; on any other rank, a private copy in a
+    temporary folder removed when the process ends (with ``copy``, what exists of ``path`` is copied into it, so
+    a resumed run reads what rank 0 reads). Every rank thus runs the same code on the same files, and only rank
+    0's writes reach the user."""
+    path = Path(path)
+    w = world()
+    if w.writer:
+        return path
+    scratch = Path(tempfile.mkdtemp(prefix=f"seqlab-rank{w.rank}-"))
+    atexit.register(shutil.rmtree, scratch, True)
+    mine = scratch / (path.name or "run")
+    if copy and path.is_dir():
+        shutil.copytree(path, mine, ignore=shutil.ignore_patterns(".*"))  # not the lock or temporary files
+    return mine
+
+
 # ------------------------------------------------------------------------------------------------ runs
 def default_dir(task: str, model: str | None = None) -> Path:
     name = f"{task}-{model}" if model else task
@@ -86,6 +126,8 @@ def create(out: str | Path | None, task: str, model: str | None = None, resumabl
     """A new run directory: ``out``, or runs/<task>-<model>-<time>. One rule for every task: a folder that exists
     and holds anything is refused (an empty one is used), so no run is ever written over."""
     run = Path(out) if out else default_dir(task, model)
+    if not world().writer:  # rank 0 checks and creates the user's folder; the others write a private one
+        run = own(run, copy=False)
     if run.exists() and (not run.is_dir() or any(run.iterdir())):
         hint = f", or continue it with --resume {run}" if resumable else ""
         raise FileExistsError(f"{run} exists; choose another --out{hint}")
@@ -210,14 +252,17 @@ def read_config(run: str | Path, task: str, config_cls) -> tuple:
 
 
 def resume_config(run: str | Path, task: str, config_cls, now, check_steps: bool = False) -> tuple:
-    """The resume preamble: the run's own config, with this session's budget (``now.minutes``) and nothing else of
-    ``now``. With ``check_steps``, a schedule (``now.steps``) that differs from the run's is refused: the learning
-    rate depends on it (tasks whose config has a default schedule leave this to the command line)."""
+    """The resume preamble: the run's own config, with this session's budget (``now.minutes``) and precision
+    (``now.precision``: checkpoints are float32, so a run moves between precisions), and nothing else of ``now``.
+    With ``check_steps``, a schedule (``now.steps``) that differs from the run's is refused: the learning rate
+    depends on it (tasks whose config has a default schedule leave this to the command line)."""
     cfg, saved = read_config(run, task, config_cls)
     steps = now.steps
     if check_steps and steps is not None and cfg.steps is not None and steps != cfg.steps:
         raise ValueError(f"--steps {steps} differs from the run's schedule ({cfg.steps}); resume keeps the run's")
     cfg.minutes = now.minutes
+    if hasattr(now, "precision"):
+        cfg.precision = now.precision
     return cfg, saved
 
 

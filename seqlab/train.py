@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from . import checkpoint
-from .runs import save_figure, write_text
+from .cells._steps import bf16_native
+from .runs import World, save_figure, world, write_text
 
 STOPPED = {"steps": "end of the schedule", "minutes": "time budget spent", "patience": "no better validation"}
 """What each value of the ``stopped`` that ``train`` returns means, for the tasks' closing lines."""
@@ -73,8 +74,9 @@ def stop_signals() -> Iterator[list[int]]:
 
 
 def cores() -> int:
-    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (containers) when one is set.
-    torch's own default counts the host's cores, which oversubscribes a container or a shared machine."""
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (containers) when one is set,
+    shared among the training processes on this machine. torch's own default counts the host's cores, which
+    oversubscribes a container or a shared machine."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
@@ -82,7 +84,7 @@ def cores() -> int:
             n = min(n, max(1, math.floor(int(quota) / int(period))))
     except (OSError, ValueError):
         pass
-    return n
+    return max(1, n // world().local_size)  # processes on one machine share its cores (oversubscribed: 5-10x slower)
 
 
 @contextmanager
@@ -161,6 +163,33 @@ class TrainConfig(Checked):
     patience: int | None = None  # stop after this many evaluations without a new best (early stopping); None: never
     log_every: int = 20  # training metrics to metrics.jsonl and the progress bar
     seed: int = 0
+    precision: str = "32"  # 32 | bf16 (autocast: products in bfloat16, states, sums and weights in float32); a
+    # session's choice, like --minutes: a resumed run takes the one given now
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+
+PRECISIONS = ("32", "bf16", "fp16")
+
+
+def check_precision(precision: str, device: str = "cpu") -> None:
+    """Refuse, in one line, a precision this machine cannot run well: bf16 on a CPU without native bfloat16
+    (emulated, it is slower than float32), fp16 without CUDA (it needs a GPU and a gradient scaler)."""
+    if precision == "bf16" and device == "cpu" and not bf16_native():
+        raise ValueError("--precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so it would be "
+                         "emulated and slower than float32; use --precision 32")  # fmt: skip
+    if precision == "fp16" and device != "cuda":
+        raise ValueError("--precision fp16 needs a CUDA GPU (it trains with a gradient scaler); on CPU use bf16")
+
+
+def autocast(precision: str, device: str = "cpu"):
+    """The context a training forward runs in: torch.autocast to bfloat16 or float16, or nothing for 32."""
+    if precision == "32":
+        return nullcontext()
+    return torch.autocast(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 class Task:
@@ -174,11 +203,15 @@ class Task:
     tokens_per_step: int  # for the tokens/s the loop logs (sequence steps for series tasks)
     loss_name: str = "loss"  # what the loss is, in its units: the y axis of loss.png
     cycles: int = 1  # the cosine restarts from lr this many times over the schedule (SGDR; snapshot ensembles)
+    carry_dim: int = 0  # the batch dimension of the carried tensors: each process carries its own rows of them
 
     def batch(self, step: int):  # a pure function of step, so resuming reads what the first run read
         raise NotImplementedError
 
-    def loss(self, batch) -> torch.Tensor:  # the mean loss of the batch
+    def loss(self, batch) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The mean loss of the batch; or (mean, units) when it is a mean over units that a batch's rows hold
+        unequally (valid steps of unequal lengths, class weights), so that N processes, each with a shard of the
+        batch, weigh their means by their units and together compute the one-process loss exactly."""
         raise NotImplementedError
 
     def evaluate(self) -> dict[str, float]:  # must contain "val_loss"
@@ -327,6 +360,199 @@ def plot_losses(run: Path, records: list[dict], loss_name: str = "loss") -> None
     save_figure(fig, run / "loss.png")
 
 
+# ------------------------------------------------------------------------------------------------ processes
+def shard(batch, w: World):
+    """This process's rows of a global batch: part ``w.rank`` of ``w.size`` nearly equal parts (tensor_split) of
+    every tensor along its first dimension, through tuples, lists and dicts; anything else (a flag) as it is. A
+    batch of fewer rows than processes leaves the last ones empty."""
+    if torch.is_tensor(batch):
+        return batch.tensor_split(w.size)[w.rank] if batch.dim() else batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(shard(b, w) for b in batch)
+    if isinstance(batch, dict):
+        return {k: shard(v, w) for k, v in batch.items()}
+    return batch
+
+
+def first_rows(batch) -> int:
+    """The rows of a batch: the first dimension of its first tensor."""
+    if torch.is_tensor(batch):
+        return batch.shape[0]
+    parts = batch.values() if isinstance(batch, dict) else batch
+    return next(first_rows(b) for b in parts if torch.is_tensor(b) or isinstance(b, (tuple, list, dict)))
+
+
+class LossOf(nn.Module):
+    """A task's loss as a module around its model, so that DistributedDataParallel sees every forward the task
+    runs (a task may call its model several times, or parts of it)."""
+
+    def __init__(self, task: Task):
+        super().__init__()
+        self.model, self.task = task.model, task
+
+    def forward(self, batch):
+        return self.task.loss(batch)
+
+
+class Processes:
+    """The processes of one training, as the loop needs them: one (nothing to share), or N started by torchrun
+    (``--nproc N``, or torchrun itself, on one machine or several).
+
+    With N, every process builds the same global batch (``Task.batch`` is a pure function of the step) and
+    computes the loss of its shard of rows; DistributedDataParallel (gloo on CPU, nccl on CUDA) averages the
+    gradients, which are then the one-process gradients of the global batch: each shard's mean is weighed by its
+    share of the batch's units (``Task.loss``). The weights start equal (DDP broadcasts rank 0's) and stay equal,
+    since each process steps the same optimizer on the same gradients. Every process evaluates; rank 0's result
+    decides (the best checkpoint, patience) for all, and rank 0 alone writes the user's run directory
+    (``runs.own``). Carried state is per process (its rows); checkpoints hold the whole batch's, so that a run
+    resumes with any number of processes."""
+
+    def __init__(self, task: Task, w: World | None = None):
+        self.w = w or world()
+        self.ddp = None
+        if self.w.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            join()
+            self.ddp = DistributedDataParallel(LossOf(task), forward_sync_buffers=False)
+
+    def loss(self, task: Task, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(what to backpropagate, the global batch's mean loss for the log)."""
+        if self.ddp is None:
+            out = task.loss(batch)
+            loss = out[0] if isinstance(out, tuple) else out
+            return loss, loss.detach()
+        import torch.distributed as dist
+
+        idle = self.w.rank >= first_rows(batch)  # fewer rows than processes (an epoch's last batch, say)
+        part = shard(batch, World(0, first_rows(batch)) if idle else self.w)  # idle: row 0, weighed 0
+        out = self.ddp(part)  # every process runs forward and backward: the gradients are averaged in backward
+        loss, units = out if isinstance(out, tuple) else (out, first_rows(part))
+        units = torch.as_tensor(0 if idle else units, dtype=torch.float64).detach().reshape(1)
+        total = units.clone()
+        dist.all_reduce(total)
+        share = float(units / total)  # this shard's share of the global mean; DDP divides the sum by N
+        mean = (loss.detach().double() * share).reshape(1)
+        dist.all_reduce(mean)
+        return loss * (share * self.w.size), mean[0].float()
+
+    def agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag true on every process if it is true on any (a stop asked on one stops all at the same step)."""
+        if self.ddp is None:
+            return flags
+        import torch.distributed as dist
+
+        t = torch.tensor(flags, dtype=torch.uint8)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return tuple(bool(v) for v in t)
+
+    def same(self, value):
+        """Rank 0's ``value`` on every process (an evaluation's record, a re-estimated schedule)."""
+        if self.ddp is None:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, carry: dict[str, torch.Tensor], dim: int) -> dict[str, torch.Tensor]:
+        """The whole batch's carried state from each process's rows (for a checkpoint)."""
+        if self.ddp is None or not carry:
+            return carry
+        import torch.distributed as dist
+
+        out = {}
+        for k, v in sorted(carry.items()):
+            parts = [None] * self.w.size
+            dist.all_gather_object(parts, v.detach())
+            out[k] = torch.cat(parts, dim)
+        return out
+
+    def scatter(self, carry: dict[str, torch.Tensor], dim: int) -> dict[str, torch.Tensor]:
+        """This process's rows of the whole batch's carried state (from a checkpoint)."""
+        if self.ddp is None:
+            return carry
+        return {k: v.tensor_split(self.w.size, dim)[self.w.rank] for k, v in carry.items()}
+
+
+def join() -> None:
+    """Join the process group torchrun set up (MASTER_ADDR, RANK, ...), once per process: gloo on CPU, nccl when
+    this process has a GPU. Left at exit.
+
+    The keys go under a prefix of torchrun's restart count: after a restart (--max-restarts), torchrun's store
+    still holds the addresses the dead processes published, and a process that read one waited for a peer that
+    no longer listens (seen here in about one restart of three)."""
+    import atexit
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        store, rank, size = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"seqlab/attempt{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", store=store, rank=rank,
+                                world_size=size)  # fmt: skip
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+
+
+LAUNCHED = "SEQLAB_LAUNCHED"  # set by ``launch`` for its processes: they report a failure to it, not to the terminal
+
+
+def launch(argv: list[str], nproc: int) -> int:
+    """``seqlab ARGV`` (ARGV without --nproc) in ``nproc`` processes on this machine, started by PyTorch's own
+    launcher: torch.distributed.run (torchrun) with a standalone rendezvous on a free local port. Returns the exit
+    status; a failure is one line, the first rank's to fail on its own (not one that stopped because another
+    died), as that process wrote it to torchrun's error file."""
+    import logging
+
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, cores() // nproc))), LAUNCHED: "1"}
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # for the processes torchrun starts (torchrun would set 1 thread, and say so)
+    logging.disable(logging.ERROR)  # torchrun's own logs (a failure's summary included): the one line replaces them
+    args = torchrun.get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "seqlab",
+                                                  *argv])  # fmt: skip
+    try:
+        torchrun.run(args)
+    except ChildFailedError as e:
+        rank, failure = min(e.failures.items(), key=lambda kv: first_cause(*kv))
+        if "peer" in failure.error_file_data:  # report_failure's own line
+            print(failure.message, file=sys.stderr)
+        else:  # killed: no word from the process itself
+            print(f"seqlab: rank {rank} ended: {failure.message}", file=sys.stderr)
+        return failure.exitcode if failure.exitcode in (2, 130) else 1
+    except SignalException:  # Ctrl-C (or SIGTERM) reached the launcher; it stopped the processes
+        print("seqlab: interrupted; a run keeps its last checkpoint (continue it with --resume)", file=sys.stderr)
+        return 130
+    finally:
+        logging.disable(logging.NOTSET)
+        for k, v in before.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return 0
+
+
+def first_cause(rank: int, failure) -> tuple:
+    """Orders a launch's failures, the cause first: a process's own error, or a kill from outside, before a process
+    that was stopped (by a signal, or the launcher's SIGTERM) or lost a peer; then by time and rank."""
+    data = failure.error_file_data
+    followed = data.get("peer", False) or failure.exitcode == -signal.SIGTERM
+    return (followed, failure.timestamp, rank)
+
+
+def report_failure(line: str, peer: bool = False) -> None:
+    """How a process of a training says why it stopped: under ``launch``, in torchrun's error file for the
+    launcher to choose the one line to show (``peer``: it was stopped from outside, or by another process's
+    failure); else on stderr."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if os.environ.get(LAUNCHED) and path:
+        Path(path).write_text(json.dumps({"message": line, "timestamp": int(time.time()), "peer": peer}))
+    else:
+        print(line, file=sys.stderr)
+
+
 # ------------------------------------------------------------------------------------------------ the loop
 @dataclass
 class Progress:
@@ -340,26 +566,27 @@ class Progress:
     train_s: float = 0.0  # this session's training time (the x axis of learning curves); evaluation not counted
 
 
-def save(path: Path, task: Task, optimizer, p: Progress, result: dict) -> None:
+def save(path: Path, task: Task, optimizer, p: Progress, result: dict, procs: Processes) -> None:
     if checkpoint.not_finite(dict(task.model.named_parameters())):
         raise TrainingError(f"weights are not finite at step {p.step}; {path.parent}/last.safetensors keeps the "
                             "last good state")  # fmt: skip
     scalars = {"horizon": p.horizon, "best": list(p.best), "best_metrics": p.best_result, "stale": p.stale,
                "metrics": result}  # fmt: skip
-    checkpoint.save(path, *checkpoint.training_state(task.model, optimizer, p.step, task.carry(), scalars))
+    carry = procs.gather(task.carry(), task.carry_dim)
+    checkpoint.save(path, *checkpoint.training_state(task.model, optimizer, p.step, carry, scalars))
 
 
-def restore_progress(task: Task, optimizer, run: Path, log: Log) -> Progress:
+def restore_progress(task: Task, optimizer, run: Path, log: Log, procs: Processes) -> Progress:
     """Continue from RUN/checkpoints/last.safetensors: weights, optimizer, carried state, RNG and the loop's state."""
     tensors, meta = checkpoint.load(run / "checkpoints" / "last.safetensors")
-    task.set_carry(checkpoint.restore(tensors, meta, task.model, optimizer))
+    task.set_carry(procs.scatter(checkpoint.restore(tensors, meta, task.model, optimizer), task.carry_dim))
     best = tuple(meta["best"]) if isinstance(meta["best"], list) else (meta["best"],)
     log.truncate(meta["step"])
     log.echo(f"resuming {run} at step {meta['step']}")
     return Progress(meta["step"], meta["horizon"], best, meta.get("best_metrics", {}), meta.get("stale", 0))
 
 
-def evaluate(task: Task, optimizer, p: Progress, run: Path, log: Log) -> dict:
+def evaluate(task: Task, optimizer, p: Progress, run: Path, log: Log, procs: Processes) -> dict:
     """Evaluate and report in eval mode without gradients, rank the result, write the last (and maybe the best)
     checkpoint; returns the evaluation's record."""
     task.model.eval()
@@ -367,6 +594,7 @@ def evaluate(task: Task, optimizer, p: Progress, run: Path, log: Log) -> dict:
         result = {"step": p.step, **task.evaluate(), "train_s": p.train_s}
         text = task.report(p.step)
     task.model.train()
+    result, text = procs.same((result, text))
     score = tuple(task.objective(result))
     improved = score < p.best
     if improved:
@@ -374,25 +602,28 @@ def evaluate(task: Task, optimizer, p: Progress, run: Path, log: Log) -> dict:
     else:
         p.stale += 1
     log.evaluation(result, text)
-    save(run / "checkpoints" / "last.safetensors", task, optimizer, p, result)
+    save(run / "checkpoints" / "last.safetensors", task, optimizer, p, result, procs)
     if improved:
-        save(run / "checkpoints" / "best.safetensors", task, optimizer, p, result)
+        save(run / "checkpoints" / "best.safetensors", task, optimizer, p, result, procs)
     return result
 
 
-def step(task: Task, optimizer, cfg: TrainConfig, p: Progress) -> tuple[float, float]:
-    """One training step on batch ``p.step``: forward, backward, clip; returns the loss and the gradient norm
-    before clipping. The optimizer has not stepped yet: the caller does, if both are finite."""
+def step(task: Task, optimizer, cfg: TrainConfig, p: Progress, procs: Processes) -> tuple[float, float]:
+    """One training step on batch ``p.step``: forward (under autocast for bf16), backward, clip; returns the
+    global batch's loss and the gradient norm before clipping (the same on every process: the gradients are
+    averaged first). The optimizer has not stepped yet: the caller does, if both are finite."""
     lr = lr_at(cfg, p.step, p.horizon, task.cycles)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    loss = task.loss(task.batch(p.step))
+    batch = task.batch(p.step)
+    with autocast(cfg.precision):
+        loss, mean = procs.loss(task, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = nn.utils.clip_grad_norm_(task.model.parameters(), cfg.clip)
     # .item() waits for the step to finish (a sync point on GPU); kept on every step because a non-finite loss
     # must be caught before optimizer.step() writes it into the weights.
-    return loss.item(), float(grad_norm)
+    return mean.item(), float(grad_norm)
 
 
 def train(
@@ -412,11 +643,15 @@ def train(
     """
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give --steps or --minutes (or both)")
+    check_precision(cfg.precision)
     deadline = None if cfg.minutes is None else time.monotonic() + 60 * cfg.minutes  # setting up counts too
     model, optimizer = task.model, make_optimizer(task.model, cfg)
+    procs = Processes(task)
     run.mkdir(parents=True, exist_ok=True)
-    log = Log(run, task.loss_name, progress, echo)
-    p = restore_progress(task, optimizer, run, log) if resume else Progress(horizon=cfg.steps)
+    log = Log(run, task.loss_name, progress and procs.w.writer, echo)
+    p = restore_progress(task, optimizer, run, log, procs) if resume else Progress(horizon=cfg.steps)
+    if procs.w.size > 1:  # dropout: each process its own stream, set by the run's seed, its rank and the step
+        torch.manual_seed(cfg.seed * 1_000_003 + procs.w.rank * 7919 + p.step)
     if cfg.steps is None:  # a budget, not a schedule: each session's minutes set where its cosine ends (Pace)
         p.horizon = None
     log.bar.reset(total=p.horizon)
@@ -424,28 +659,30 @@ def train(
     model.train()
     try:
         with stop_signals() as asked:
-            result, stopped = loop(task, optimizer, cfg, p, run, log, deadline, asked)
+            result, stopped = loop(task, optimizer, cfg, p, run, log, deadline, asked, procs)
     finally:  # the curve, the bar and TensorBoard are closed however the loop ended
         log.close()
     return {**result, "stopped": stopped, "best": p.best_result}
 
 
 def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: Log, deadline: float | None,
-         asked: list[int]) -> tuple[dict, str]:  # fmt: skip
+         asked: list[int], procs: Processes) -> tuple[dict, str]:  # fmt: skip
     """The steps, until the schedule, the budget, patience or a stop signal ends them; returns the last evaluation
-    and why it stopped."""
+    and why it stopped. Every process takes the same decisions at the same steps (``procs.agree``, ``same``)."""
     window, pace = Window(), Pace(p.step)
     result, stopped, non_finite, evaluated_at = {}, "steps", 0, None
     budget = cfg.steps is None  # only the deadline ends it; past an estimated horizon the rate stays at min_lr
     while budget or p.step < p.horizon:
-        if asked:  # Ctrl-C or SIGTERM: the step in flight has finished; keep it
-            save(run / "checkpoints" / "last.safetensors", task, optimizer, p, result)
+        late = deadline is not None and time.monotonic() + pace.last_eval_s >= deadline  # the final evaluation fits
+        stop, late = procs.agree(bool(asked), late)
+        if stop:  # Ctrl-C or SIGTERM: the step in flight has finished; keep it
+            save(run / "checkpoints" / "last.safetensors", task, optimizer, p, result, procs)
             raise Interrupted(run, p.step)
-        if deadline is not None and time.monotonic() + pace.last_eval_s >= deadline:  # the final evaluation fits
+        if late:
             stopped = "minutes"
             break
         t0 = time.monotonic()
-        loss, grad_norm = step(task, optimizer, cfg, p)
+        loss, grad_norm = step(task, optimizer, cfg, p, procs)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             non_finite = skip(task, p, log, loss, grad_norm, non_finite + 1, run)
             continue
@@ -456,7 +693,7 @@ def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: L
         window.add(loss, time.monotonic() - t0)
         p.train_s += time.monotonic() - t0
         if budget and pace.due(p.step, cfg.log_every):
-            p.horizon = pace.horizon(p.step, deadline)
+            p.horizon = procs.same(pace.horizon(p.step, deadline))
             log.bar.total = p.horizon
             log.bar.refresh()
         if p.step % cfg.log_every == 0:
@@ -465,13 +702,13 @@ def loop(task: Task, optimizer, cfg: TrainConfig, p: Progress, run: Path, log: L
             log.bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}")
         if p.step % cfg.eval_every == 0:
             t_eval = time.monotonic()
-            result, evaluated_at = evaluate(task, optimizer, p, run, log), p.step
+            result, evaluated_at = evaluate(task, optimizer, p, run, log, procs), p.step
             pace.evaluated(time.monotonic() - t_eval)
             if cfg.patience is not None and p.stale >= cfg.patience:
                 stopped = "patience"
                 break
     if evaluated_at != p.step:
-        result = evaluate(task, optimizer, p, run, log)
+        result = evaluate(task, optimizer, p, run, log, procs)
     return result, stopped
 
 

@@ -256,7 +256,10 @@ def test_cli_train_sample_eval_and_bad_input(corpus, tmp_path, capsys):
         (["lm", "sample", str(run), "--temperature", "0"], "temperature must be positive"),
         (["lm", "eval", str(run), str(tmp_path / "latin1.txt")], "not UTF-8 at byte offset 3"),
         (["lm", "train", "--resume", str(run), "--steps", "99"], "differs from the run's schedule"),
-        (["lm", "train", "--resume", str(run), "--hidden", "64"], "drop --hidden (only --minutes may change)"),
+        (
+            ["lm", "train", "--resume", str(run), "--hidden", "64"],
+            "drop --hidden (only --minutes and --precision may change)",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

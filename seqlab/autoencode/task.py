@@ -132,14 +132,16 @@ def windows(series: list[np.ndarray], window: int, stride: int) -> list[np.ndarr
     return out
 
 
-def fit_loss(model: SequenceAutoencoder | NextStep, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def fit_loss(model: SequenceAutoencoder | NextStep, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
     """The training loss, mean squared error over valid steps and channels: of every k-ahead prediction of a
-    forecaster, or of an autoencoder's teacher-forced reconstruction."""
+    forecaster, or of an autoencoder's teacher-forced reconstruction; and how many errors it averages (the batch's
+    units, seqlab.train.Task.loss)."""
     if isinstance(model, NextStep):
         e = aligned(model(x, lengths)[0], x)  # (B, T, ahead, C)
         keep = valid_mask(lengths, x.shape[1])[:, :, None, None] & e.isfinite()
-        return (e[keep] ** 2).mean()
-    return ((model(x, lengths, teacher=True) - x) ** 2).sum() / (lengths.sum() * x.shape[2])
+        return (e[keep] ** 2).mean(), int(keep.sum())
+    units = int(lengths.sum()) * x.shape[2]
+    return ((model(x, lengths, teacher=True) - x) ** 2).sum() / units, units
 
 
 @torch.no_grad()

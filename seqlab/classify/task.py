@@ -345,12 +345,14 @@ class ClassifyTask(Task):
         x, lengths = pad(items)
         return x, lengths, torch.from_numpy(self.train_set.y[index])
 
-    def loss(self, batch) -> torch.Tensor:
-        """Each member's mean cross-entropy, averaged over the members (one for a single classifier)."""
+    def loss(self, batch) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Each member's mean cross-entropy, averaged over the members (one for a single classifier); with class
+        weights, a weighted mean, whose units are the batch's summed weights."""
         x, lengths, y = batch
         logits = self.model.member_logits(x, lengths)  # (M, B, K)
         M = logits.shape[0]
-        return F.cross_entropy(logits.flatten(0, 1), y.repeat(M), weight=self.weights)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(M), weight=self.weights)
+        return loss if self.weights is None else (loss, self.weights[y].sum())
 
     def evaluate(self) -> dict[str, float]:
         m = metrics(self.val_set.y, predict_proba(self.model, self.val_set), self.K)
@@ -390,7 +392,7 @@ def train_classifier(
     Returns the model with the best checkpoint's weights (in eval mode), its inputs, and the run directory.
     """
     if resume:
-        run = Path(resume)
+        run = runs.own(resume)
         cfg, saved = runs.resume_config(run, "classify", ClassifyConfig, cfg)
         runs.check_data(run, cfg.data, saved)
         table = read_table(cfg.data, cfg, labels="required")
@@ -416,7 +418,7 @@ def train_classifier(
     # The small regime has nothing held out to select by: one evaluation, at the end, and the model is the last.
     every = cfg.eval_every or (steps if cfg.regime == "small" else per_epoch)
     cfg = replace(cfg, steps=steps, eval_every=every)
-    run = Path(resume) if resume else runs.create(out, "classify", cfg.model)
+    run = run if resume else runs.create(out, "classify", cfg.model)
     with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
         if not resume:
             if inputs.tokenizer is not None:

@@ -413,7 +413,8 @@ class ESRNNTask(Task):
         n = len(self.train_ends)
         return torch.from_numpy(np.sort(rng.choice(n, min(self.cfg.batch, n), replace=False)))
 
-    def loss(self, ids: torch.Tensor) -> torch.Tensor:
+    def loss(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The members' pinball losses summed, each a mean over the known (origin, step) pairs, and their count."""
         y, lengths = self.y[ids], self.lengths[ids]
         y = y[:, : int(lengths.max())]
         total = 0.0
@@ -421,7 +422,7 @@ class ESRNNTask(Task):
             out, log_l, log_season = net(y, lengths, ids)
             target, known = net.targets(y, lengths, log_l, log_season)
             total = total + pinball(out, target, known, self.quantiles)
-        return total
+        return total, known.sum()
 
     def evaluate(self) -> dict[str, float]:
         H = self.cfg.horizon
@@ -504,7 +505,7 @@ def train_forecaster(
 ) -> tuple[Forecaster, Path]:
     """Train on ``cfg.data`` (or ``data`` from Python) in a new run directory, or continue ``resume``."""
     if resume:
-        run = Path(resume)
+        run = runs.own(resume)
         cfg, saved = runs.resume_config(run, "forecast", ForecastConfig, cfg)
         runs.check_data(run, cfg.data, saved)
         data = fill_missing(load_data(cfg.data, cfg), cfg.missing)
@@ -523,7 +524,7 @@ def train_forecaster(
     torch.manual_seed(cfg.seed)
     model = model_from(cfg, data.channels, data.n_covariates, len(data.targets))
     task = task_for(model, data, cfg)  # checks the lengths before anything is written
-    run = Path(resume) if resume else runs.create(out, "forecast", cfg.model)
+    run = run if resume else runs.create(out, "forecast", cfg.model)
     with runs.writing(run, created=not resume):  # one writer; a failed start leaves no stub
         if not resume:
             runs.write_config(run, "forecast", cfg, channels=data.channels, covariates=data.n_covariates,

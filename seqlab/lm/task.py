@@ -72,6 +72,7 @@ def model_from(cfg: LMConfig, vocab_size: int) -> LanguageModel:
 class LMTask(Task):
     """Truncated BPTT over parallel streams (seqlab.data.Streams), for seqlab.train.train."""
 
+    carry_dim = 1  # the carried state is (layers·directions, B, H)
     loss_name = "loss (nats per token)"
 
     def __init__(self, model: LanguageModel, tokenizer: Tokenizer, tokens: TokenFile, cfg: LMConfig):
@@ -143,7 +144,7 @@ def train_lm(
 ) -> tuple[LanguageModel, Tokenizer, Path]:
     """Train a language model in a new run directory, or continue the run ``resume`` exactly where it stopped."""
     if resume:
-        run = Path(resume)
+        run = runs.own(resume)
         cfg, _ = runs.resume_config(run, "lm", LMConfig, cfg, check_steps=True)  # the schedule is the run's own
     else:
         check_model(cfg)
