@@ -203,3 +203,18 @@ def test_a_bf16_run_trains_near_the_f32_run_and_its_checkpoints_are_f32(monkeypa
     _, f32 = checkpoint.load(tmp_path / "f32" / "checkpoints" / "last.safetensors")
     assert abs(meta["metrics"]["val_loss"] - f32["metrics"]["val_loss"]) < 0.02 * f32["metrics"]["val_loss"]
     assert np.isfinite(meta["metrics"]["val_loss"])
+
+
+def test_timegan_trains_under_bf16_autocast_with_float32_weights(monkeypatch, tmp_path):
+    from seqlab.gan.task import GANConfig, train_gan
+
+    monkeypatch.setattr("seqlab.train.bf16_native", lambda: True)
+    cfg = GANConfig(n=64, hidden=8, layers=2, batch=16, steps=4, eval_every=4, precision="bf16")
+    _, run = train_gan(cfg, tmp_path / "gan", echo=lambda s: None)
+    tensors, _ = checkpoint.load(run / "checkpoints" / "last.safetensors")
+    assert all(v.dtype == torch.float32 and v.isfinite().all() for k, v in tensors.items() if k.startswith("model."))
+    monkeypatch.undo()
+    monkeypatch.setattr("seqlab.train.bf16_native", lambda: False)
+    with pytest.raises(ValueError, match="no native bfloat16"):
+        train_gan(GANConfig(precision="bf16"), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()

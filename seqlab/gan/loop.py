@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from .. import checkpoint
 from ..data.sequences import by_length, pad
 from ..models.timegan import TimeGAN, masked_mse, moment_loss
-from ..train import TrainingError
+from ..train import TrainingError, autocast
 from .metrics import discriminative_score
 
 QUICK = 1000  # sequences a side and training steps of the quick discriminative score taken during training
@@ -86,7 +86,8 @@ class Loop:
         """``cfg.steps`` steps of one optimizer on one loss; returns the last loss."""
         for step in range(self.cfg.steps):
             x, lengths, mask, _ = self.batch()
-            loss = loss_of(x, lengths, mask)
+            with autocast(self.cfg.precision):
+                loss = loss_of(x, lengths, mask)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -114,20 +115,22 @@ class Loop:
         """One step of the generator (and supervisor), then one of the embedder and recovery."""
         m, cfg, bce = self.m, self.cfg, F.binary_cross_entropy_with_logits
         x, lengths, mask, y = self.batch()
-        e_hat, h_hat = m.generate(m.noise(x.shape[0], x.shape[1]), lengths, y)
-        x_hat = m.recovery(h_hat, lengths)
-        h = m.embedder(x, lengths)
-        y_fake, y_fake_e = self.discriminate(h_hat, e_hat, lengths=lengths, mask=mask, y=y)
-        g_u = bce(y_fake, torch.ones_like(y_fake))
-        g_u_e = bce(y_fake_e, torch.ones_like(y_fake_e))
-        g_s = self.supervised(h, lengths, mask)
-        g_v = moment_loss(x_hat, x, mask)
-        g_loss = g_u + cfg.gamma * g_u_e + 100 * g_s.clamp_min(1e-12).sqrt() + 100 * g_v
+        with autocast(cfg.precision):
+            e_hat, h_hat = m.generate(m.noise(x.shape[0], x.shape[1]), lengths, y)
+            x_hat = m.recovery(h_hat, lengths).float()
+            h = m.embedder(x, lengths)
+            y_fake, y_fake_e = self.discriminate(h_hat, e_hat, lengths=lengths, mask=mask, y=y)
+            g_u = bce(y_fake, torch.ones_like(y_fake))
+            g_u_e = bce(y_fake_e, torch.ones_like(y_fake_e))
+            g_s = self.supervised(h, lengths, mask)
+            g_v = moment_loss(x_hat, x, mask)
+            g_loss = g_u + cfg.gamma * g_u_e + 100 * g_s.clamp_min(1e-12).sqrt() + 100 * g_v
         self.opt_g.zero_grad()
         g_loss.backward()
         self.opt_g.step()
-        h = m.embedder(x, lengths)
-        e_loss = self.reconstruction(h, x, lengths, mask) + 0.1 * self.supervised(h, lengths, mask)
+        with autocast(cfg.precision):
+            h = m.embedder(x, lengths)
+            e_loss = self.reconstruction(h, x, lengths, mask) + 0.1 * self.supervised(h, lengths, mask)
         self.opt_e.zero_grad()
         e_loss.backward()
         self.opt_e.step()
@@ -136,12 +139,13 @@ class Loop:
     def discriminator_step(self) -> torch.Tensor:
         m, bce = self.m, F.binary_cross_entropy_with_logits
         x, lengths, mask, y = self.batch()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.cfg.precision):
             e_hat, h_hat = m.generate(m.noise(x.shape[0], x.shape[1]), lengths, y)
             h = m.embedder(x, lengths)
-        y_real, y_fake, y_fake_e = self.discriminate(h, h_hat, e_hat, lengths=lengths, mask=mask, y=y)
-        d_loss = (bce(y_real, torch.ones_like(y_real)) + bce(y_fake, torch.zeros_like(y_fake))
-                  + self.cfg.gamma * bce(y_fake_e, torch.zeros_like(y_fake_e)))  # fmt: skip
+        with autocast(self.cfg.precision):
+            y_real, y_fake, y_fake_e = self.discriminate(h, h_hat, e_hat, lengths=lengths, mask=mask, y=y)
+            d_loss = (bce(y_real, torch.ones_like(y_real)) + bce(y_fake, torch.zeros_like(y_fake))
+                      + self.cfg.gamma * bce(y_fake_e, torch.zeros_like(y_fake_e)))  # fmt: skip
         if d_loss.item() > D_REST:
             self.opt_d.zero_grad()
             d_loss.backward()

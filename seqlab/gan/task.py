@@ -34,7 +34,7 @@ from ..data.sequences import Labels
 from ..data.tables import Columns, read_table
 from ..models.backbone import RECURRENT, SCANNED, check_name
 from ..models.timegan import TimeGAN
-from ..train import Checked
+from ..train import PRECISIONS, Checked, check_precision
 from .loop import Loop, generate
 from .metrics import class_scores, discriminative_score, plot_embeddings, predictive_score
 
@@ -59,6 +59,7 @@ class GANConfig(Columns, Checked):
     conditional: bool = False  # generate per class: the file's labels condition the generator and discriminator
     eval_every: int = 500  # joint steps between checkpoints and loss reports
     seed: int = 0
+    precision: str = "32"  # 32 | bf16: every forward under autocast, weights and checkpoints float32 (seqlab.train)
 
 
 def sines(n: int, T: int = 24, C: int = 5, seed: int = 0) -> list[np.ndarray]:
@@ -85,6 +86,9 @@ def check_config(cfg: GANConfig) -> None:
     check_name(cfg.cell, RECURRENT + SCANNED, "cell")
     if cfg.layers < 2:
         raise ValueError("layers must be at least 2 (the supervisor has one layer fewer)")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    check_precision(cfg.precision)
 
 
 def model_from(cfg: GANConfig, channels: int, classes: int) -> TimeGAN:
