@@ -280,6 +280,114 @@ def bench_scan(repeats: int, warmup: int, lengths=SCAN["T"]) -> list[Row]:
     return rows
 
 
+PRECISION_SHAPE = (64, 100, 256, 256)  # issue 14's target case: B, T, I, H
+
+
+def bench_precision(cells: list[str], repeats: int, warmup: int, shape=PRECISION_SHAPE) -> list[Row]:
+    """A training step of each cell in float32 and under bfloat16 autocast, torch.nn and seqlab (its auto
+    backend) side by side; the ratio is each implementation's float32 time over its bf16 time (> 1: bf16 is
+    faster), and max|Δ| the bf16 output's distance from the float32 one. A variant that fails (oneDNN has no bf16
+    LSTM where the CPU lacks bfloat16) has no time, and its error after its name."""
+    B, T, I, H = shape
+    rows = []
+    for cell in cells:
+        torch.manual_seed(0)
+        x = torch.randn(T, B, I, requires_grad=True)
+        ref = CELLS[cell][1](I, H)
+        ours = CELLS[cell][0](I, H)
+        ours.load_state_dict(ref.state_dict())
+        fns, diffs = {}, {}
+        for name, m in (("torch.nn", ref), ("seqlab", ours)):
+            base = m(x)[0].detach()
+            for precision in ("f32", "bf16"):
+
+                def step(m=m, x=x, bf16=precision == "bf16"):
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        y = m(x)[0]
+                    y.float().sum().backward()
+                    return y
+
+                try:
+                    diffs[f"{name} {precision}"] = float((step().detach().float() - base).abs().max())
+                    fns[f"{name} {precision}"] = step
+                except RuntimeError as e:
+                    diffs[f"{name} {precision}"] = str(e).splitlines()[0][:60]
+        ms = median_ms(fns, repeats, warmup)
+        for variant, diff in diffs.items():
+            f32 = ms.get(variant.replace("bf16", "f32"))
+            t = ms.get(variant)
+            row = Row(f"{cell} {B}x{T}x{I}x{H}", "train", variant, t, f32 / t if t and f32 else None,
+                      _flops(cell, B, T, I, H) * 3 / t / 1e6 if t else None)  # fmt: skip
+            row.max_abs_diff = diff if isinstance(diff, float) else None
+            if not isinstance(diff, float):
+                row.variant += f" fails: {diff}"
+            rows.append(row)
+    return rows
+
+
+SCALE_STEPS = 60  # training steps per run of --scale: ~15-60 s each on 2 cores
+SCALE_CASES = {  # name -> (seqlab arguments, what one step reads: tokens for lm, sequences for classify, unit)
+    "lm lstm 2x512": (["lm", "train", "pydoc"], 32 * 128, "tokens/s"),
+    "lm gru 2x512": (["lm", "train", "pydoc", "--model", "gru"], 32 * 128, "tokens/s"),
+    "classify lstm 128": (["classify", "train", "{series}", "--time-column", "t", "--model", "lstm", "--hidden",
+                           "128", "--regime", "standard", "--augment", "none"], 32, "sequences/s"),
+}  # fmt: skip
+SCALE_WAYS = {"1 process x 2 threads": ["--threads", "2"], "2 processes x 1 thread": ["--nproc", "2"]}
+
+
+def scale_series(path, n: int = 1000, seed: int = 0) -> None:
+    """A labelled collection to time classification on: random walks of 50-150 steps, 3 channels, 2 classes
+    (a drift or none)."""
+    import csv
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "t", "c0", "c1", "c2", "label"])
+        for i in range(n):
+            steps = rng.standard_normal((int(rng.integers(50, 151)), 3)) + 0.1 * (i % 2)
+            for t, row in enumerate(np.cumsum(steps, 0)):
+                w.writerow([i, t, *(f"{v:.4f}" for v in row), "drift" if i % 2 else "none"])
+
+
+def bench_scale(steps: int = SCALE_STEPS, rounds: int = 2, log=print) -> list[dict]:
+    """Training throughput of one process with two threads against two processes with one thread each (DDP,
+    gloo), same global batch and steps, as real ``seqlab ... train`` runs; the two ways alternate, ``rounds``
+    times, and the median is kept. Throughput = steps x what a step reads / training seconds (evaluation and
+    start-up not counted)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="seqlab-scale-") as tmp:
+        series = Path(tmp) / "series.csv"
+        scale_series(series)
+        for case, (argv, per_step, unit) in SCALE_CASES.items():
+            argv = [a.replace("{series}", str(series)) for a in argv]
+            got: dict[str, list[float]] = {way: [] for way in SCALE_WAYS}
+            for r in range(rounds):
+                for way, extra in SCALE_WAYS.items():
+                    run = Path(tmp) / f"{case}-{way}-{r}".replace(" ", "_")
+                    cmd = [sys.executable, "-m", "seqlab", *argv, "--steps", str(steps), "--eval-every", str(steps),
+                           "--out", str(run), "--no-progress", *extra]  # fmt: skip
+                    subprocess.run(cmd, check=True, capture_output=True)
+                    last = [
+                        json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if "val_loss" in ln
+                    ]
+                    got[way].append(last[-1]["step"] * per_step / last[-1]["train_s"])
+            base = statistics.median(got[next(iter(SCALE_WAYS))])
+            for way, values in got.items():
+                rows.append({"case": case, "way": way, unit: statistics.median(values),
+                             "ratio": statistics.median(values) / base})  # fmt: skip
+                log(f"{case:<20} {way:<24} {statistics.median(values):>10,.0f} {unit:<12} {rows[-1]['ratio']:.2f}x")
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------ the command
 def add_parser(sub, common) -> None:
     b = sub.add_parser(
@@ -302,6 +410,19 @@ def add_parser(sub, common) -> None:
         help="only minGRU/minLSTM (parallel scan) beside nn.GRU, nn.LSTM "
         "and causal attention: training at B=32, T=512 and 2048, I=H=256 (ratio vs nn.GRU; k tokens/s)",
     )
+    b.add_argument(
+        "--precision",
+        choices=("32", "bf16"),
+        default="32",
+        help="bf16: only a training step in float32 and under bfloat16 autocast, torch.nn and seqlab, at "
+        "B=64, T=100, I=H=256 (ratio: float32 time over bf16 time)",
+    )
+    b.add_argument(
+        "--scale",
+        action="store_true",
+        help="only training throughput of 1 process x 2 threads against 2 processes x 1 thread (torchrun + DDP): "
+        "lm (LSTM and GRU, 2x512) and classify (LSTM), real runs (~10 minutes)",
+    )
     b.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 7)")
     b.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     b.add_argument("--force", action="store_true", help="replace FILE if it exists")
@@ -314,6 +435,21 @@ def run(args) -> None:
     if args.json:
         runs.refuse_existing(args.json, args.force)
     print(f"# seqlab bench on {machine()}", flush=True)
+    if args.scale:
+        rows = bench_scale(rounds=args.repeats or 2, log=lambda s: print(s, flush=True))
+        if args.json:
+            runs.write_json(args.json, {"machine": machine(), "rows": rows})
+        return
+    if args.precision == "bf16":
+        from .cells._steps import bf16_native
+
+        if not bf16_native():
+            print("# this CPU has no native bfloat16 (AVX512-BF16 or AMX): bf16 runs emulated here")
+        rows = bench_precision(args.cells, args.repeats or 5, 1)
+        print(format_rows(rows).replace("vs torch", " f32/bf16"))
+        if args.json:
+            runs.write_json(args.json, {"machine": machine(), "rows": [asdict(r) for r in rows]})
+        return
     if args.scan:
         rows = bench_scan(args.repeats or 3, 1)
         print(format_rows(rows).replace("GFLOP/s", "ktok/s").replace("vs torch", " vs GRU"))
