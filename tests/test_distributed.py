@@ -94,6 +94,26 @@ def test_two_processes_classify_unequal_lengths_with_a_weighted_loss_as_one(tmp_
     assert_same_weights(tmp_path / "one", tmp_path / "two")
 
 
+def test_two_processes_train_the_batch_normed_fcn_classifier_of_one(tmp_path):
+    X, y = toy_series(40)
+    path = tmp_path / "series.csv"
+    write_long_csv(path, X, y)
+    args = ["classify", "train", str(path), "--time-column", "t", "--hidden", "8", "--batch", "8", "--steps", "30",
+            "--regime", "standard", "--augment", "none", "--model", "fcn", "--dropout", "0",
+            "--no-progress"]  # fmt: skip
+    seqlab(*args, "--out", str(tmp_path / "one"))
+    seqlab(*args, "--out", str(tmp_path / "two"), nproc=2)
+    assert_same_weights(tmp_path / "one", tmp_path / "two")  # the running statistics too: the global batch's
+
+
+def test_two_processes_run_the_memory_lab_of_one(tmp_path):
+    args = ["lab", "adding", "--models", "gru", "--lengths", "20", "--seeds", "1", "--steps", "30", "--hidden", "16"]
+    seqlab(*args, "--out", str(tmp_path / "one"))
+    seqlab(*args, "--out", str(tmp_path / "two"), nproc=2)
+    assert_same_weights(tmp_path / "one" / "adding-T20-gru-seed0", tmp_path / "two" / "adding-T20-gru-seed0")
+    assert (tmp_path / "two" / "table.md").read_text() == (tmp_path / "one" / "table.md").read_text()
+
+
 # ------------------------------------------------------------------------------------------------ resume, restart
 @pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
 def test_a_run_resumes_with_another_number_of_processes(text, alone, tmp_path, first, then):

@@ -12,6 +12,9 @@ keep:
 - Max pooling reads -inf past the end, as a lone sequence's pooling does at its edge.
 - Batch normalisation's statistics are taken over valid steps only (``MaskedBatchNorm``), so the padding of a batch
   does not shift them. In evaluation it uses the running statistics, so a prediction never depends on batch mates.
+  Trained by several processes (a torch.distributed group, as seqlab.train sets up), they are the statistics of
+  the whole global batch, summed across the processes with gradients (PyTorch's SyncBatchNorm runs on GPUs only),
+  so N processes train the one-process model.
 
 A row's output therefore equals the same row run alone, to rounding (tests/test_convolution.py).
 """
@@ -30,10 +33,11 @@ class MaskedBatchNorm(nn.BatchNorm1d):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
                                 self.eps) * mask  # fmt: skip
-        n = mask.sum()
-        mean = (x * mask).sum((0, 2)) / n  # (C,)
+        sums = across_processes(torch.cat([(x * mask).sum((0, 2)), mask.sum().reshape(1)]))
+        n = sums[-1]
+        mean = sums[:-1] / n  # (C,)
         centred = (x - mean[:, None]) * mask
-        var = centred.pow(2).sum((0, 2)) / n  # biased, as BatchNorm normalises by
+        var = across_processes(centred.pow(2).sum((0, 2))) / n  # biased, as BatchNorm normalises by
         with torch.no_grad():
             self.num_batches_tracked += 1
             unbiased = var * (n / (n - 1).clamp(min=1))
@@ -41,6 +45,18 @@ class MaskedBatchNorm(nn.BatchNorm1d):
             self.running_var.lerp_(unbiased, self.momentum)
         scale = self.weight * torch.rsqrt(var + self.eps)
         return (centred * scale[:, None] + self.bias[:, None]) * mask
+
+
+def across_processes(t: Tensor) -> Tensor:
+    """``t`` summed over the processes of a torch.distributed group, differentiably (the gradient of a sum is the
+    sum of the gradients); ``t`` itself in a single process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return t
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(t)
 
 
 class ConvBlock(nn.Module):
