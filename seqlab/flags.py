@@ -16,13 +16,19 @@ def common() -> argparse.ArgumentParser:
     return parser
 
 
-def training() -> argparse.ArgumentParser:
-    """The flags of every ``train`` command that runs seqlab's training loop."""
+def processes() -> argparse.ArgumentParser:
+    """--nproc, for every command that trains on seqlab's training loop."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--nproc", type=ranged(">=1"), default=1,
                         help="train in N processes on this machine (torchrun; --batch stays the global batch; "
                              "default 1)")  # fmt: skip
+    return parser
+
+
+def training() -> argparse.ArgumentParser:
+    """The flags of every ``train`` command that runs seqlab's training loop."""
+    parser = argparse.ArgumentParser(add_help=False, parents=[processes()])
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 

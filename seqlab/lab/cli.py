@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import flags, runs
-from .task import MODELS
+from .task import MODELS, LabConfig
 
 DEFAULT_LENGTHS = {"adding": [50, 100, 200], "copy": [100, 200]}
 
 
 def add_parser(sub, common) -> None:
-    la = sub.add_parser("lab", parents=[common],
+    la = sub.add_parser("lab", parents=[common, flags.processes()],
                         help="memory experiments: the adding problem and the copy task across models")  # fmt: skip
+    la.set_defaults(config_class=LabConfig)  # --nproc's check reads the default batch there
     la.add_argument("task", choices=("adding", "copy", "gradients"))
     la.add_argument("--on", choices=("adding", "copy"), default="adding", help="gradients: the task to measure on")
     la.add_argument("--models", type=flags.comma_list(MODELS), default=["rnn", "lstm", "gru"],
@@ -33,7 +32,7 @@ def run(args) -> None:
     from .gradients import run_gradients
     from .task import run_lab
 
-    out = Path(args.out) if args.out else runs.default_dir(f"lab-{args.task}")
+    out = runs.own(args.out or runs.default_dir(f"lab-{args.task}"))  # under torchrun: rank 0's is yours
     say = lambda s: print(s, flush=True)  # noqa: E731
     if args.task == "gradients":
         T = (args.lengths or [100])[0]
