@@ -43,6 +43,13 @@ class ShapeError(RuntimeError, ValueError):
     written for torch.nn (``except RuntimeError``) and ours (``except ValueError``) catch it."""
 
 
+def tracing() -> bool:
+    """Whether a tracer is recording this call: torch.jit.trace or the TorchScript ONNX exporter. A tracer sees
+    tensors and ops only: the bptt backend's autograd.Function would be recorded as its input projection alone,
+    with no recurrence (an ONNX graph that runs and is wrong), and its Python loop over time would fix T."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 class Recurrent(nn.Module):
     """Abstract base of RNN, LSTM and GRU: parameters, argument checks, lengths, directions, layers, dispatch.
 
@@ -225,6 +232,18 @@ class Recurrent(nn.Module):
             x, batched = self._check_input(input, weights[0][0])
         T, B, _ = x.shape
         state = self._check_hx(hx, x, batched)
+        if tracing():  # a tracer records ops: PyTorch's own op for the whole stack, which exporters know
+            if lengths is not None:
+                raise RuntimeError(f"{name}: tracing or exporting with lengths (or a PackedSequence) is not "
+                                   "supported yet: the variable-length path depends on the lengths' values, so a "
+                                   "trace would fix them; trace without lengths")  # fmt: skip
+            flat = [w for ws in weights for w in ws if w is not None]
+            out, state = self._vendor(x, state, flat, self.num_layers, self.dropout, self.bidirectional)
+            out = out if batched else out.squeeze(1)
+            state = state if batched else tuple(s.squeeze(1) for s in state)
+            return (out.transpose(0, 1) if batched and self.batch_first else out), (
+                state if self.n_states == 2 else state[0]
+            )
         if lengths is not None:
             lengths = self._check_lengths(lengths, T, B, batched)
         out, state = self._run(x, state, lengths, weights)
