@@ -114,6 +114,32 @@ def test_two_processes_run_the_memory_lab_of_one(tmp_path):
     assert (tmp_path / "two" / "table.md").read_text() == (tmp_path / "one" / "table.md").read_text()
 
 
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Path:
+    """Eight monthly series of unequal lengths (60-95 steps): ES-RNN and the anomaly detectors weigh their shards."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("series") / "m.csv"
+    rows = ["series,t,y"]
+    for s in range(8):
+        n = 60 + 5 * s
+        y = 10 + 3 * np.sin(np.arange(n) * 2 * np.pi / 12) + 0.3 * rng.standard_normal(n) + 0.05 * np.arange(n)
+        rows += [f"s{s},{t},{v:.4f}" for t, v in enumerate(y)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("argv", [
+    ["forecast", "train", "--horizon", "6", "--season", "12", "--model", "esrnn", "--dropout", "0"],  # known pairs
+    ["autoencode", "train", "--detector", "forecast", "--window", "24"],  # a mean over valid steps
+])  # fmt: skip
+def test_two_processes_train_the_series_models_of_one(series, tmp_path, argv):
+    args = [*argv, str(series), "--id-column", "series", "--time-column", "t", "--steps", "30", "--batch", "4",
+            "--no-progress"]  # fmt: skip
+    seqlab(*args, "--out", str(tmp_path / "one"))
+    seqlab(*args, "--out", str(tmp_path / "two"), nproc=2)
+    assert_same_weights(tmp_path / "one", tmp_path / "two")
+
+
 # ------------------------------------------------------------------------------------------------ resume, restart
 @pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
 def test_a_run_resumes_with_another_number_of_processes(text, alone, tmp_path, first, then):
