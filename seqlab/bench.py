@@ -357,11 +357,12 @@ def bench_scale(steps: int = SCALE_STEPS, rounds: int = 2, log=print) -> list[di
     gloo), same global batch and steps, as real ``seqlab ... train`` runs; the two ways alternate, ``rounds``
     times, and the median is kept. Throughput = steps x what a step reads / training seconds (evaluation and
     start-up not counted)."""
-    import json
     import subprocess
     import sys
     import tempfile
     from pathlib import Path
+
+    from .train import read_metrics
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="seqlab-scale-") as tmp:
@@ -376,10 +377,8 @@ def bench_scale(steps: int = SCALE_STEPS, rounds: int = 2, log=print) -> list[di
                     cmd = [sys.executable, "-m", "seqlab", *argv, "--steps", str(steps), "--eval-every", str(steps),
                            "--out", str(run), "--no-progress", *extra]  # fmt: skip
                     subprocess.run(cmd, check=True, capture_output=True)
-                    last = [
-                        json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if "val_loss" in ln
-                    ]
-                    got[way].append(last[-1]["step"] * per_step / last[-1]["train_s"])
+                    last = [r for r in read_metrics(run) if "val_loss" in r][-1]
+                    got[way].append(last["step"] * per_step / last["train_s"])
             base = statistics.median(got[next(iter(SCALE_WAYS))])
             for way, values in got.items():
                 rows.append({"case": case, "way": way, unit: statistics.median(values),
@@ -437,9 +436,7 @@ def run(args) -> None:
     print(f"# seqlab bench on {machine()}", flush=True)
     if args.scale:
         rows = bench_scale(rounds=args.repeats or 2, log=lambda s: print(s, flush=True))
-        if args.json:
-            runs.write_json(args.json, {"machine": machine(), "rows": rows})
-        return
+        return write_rows(args.json, rows)
     if args.precision == "bf16":
         from .cells._steps import bf16_native
 
@@ -447,18 +444,20 @@ def run(args) -> None:
             print("# this CPU has no native bfloat16 (AVX512-BF16 or AMX): bf16 runs emulated here")
         rows = bench_precision(args.cells, args.repeats or 5, 1)
         print(format_rows(rows).replace("vs torch", " f32/bf16"))
-        if args.json:
-            runs.write_json(args.json, {"machine": machine(), "rows": [asdict(r) for r in rows]})
-        return
+        return write_rows(args.json, [asdict(r) for r in rows])
     if args.scan:
         rows = bench_scan(args.repeats or 3, 1)
         print(format_rows(rows).replace("GFLOP/s", "ktok/s").replace("vs torch", " vs GRU"))
-        if args.json:
-            runs.write_json(args.json, {"machine": machine(), "rows": [asdict(r) for r in rows]})
-        return
+        return write_rows(args.json, [asdict(r) for r in rows])
     result = measure(args.quick, args.cells, args.backends, args.repeats, log=lambda s: print(s, flush=True))
     if args.markdown:
         print(markdown(result))
     if args.json:
         runs.write_json(args.json, result)
         print(f"# wrote {args.json}")
+
+
+def write_rows(path: str | None, rows: list[dict]) -> None:
+    """--json FILE of one of the single-purpose modes: the machine and the rows."""
+    if path:
+        runs.write_json(path, {"machine": machine(), "rows": rows})

@@ -48,15 +48,13 @@ def without_nproc(argv: list[str]) -> list[str]:
 def check_processes(args) -> None:
     """Refuse, before any process starts, N processes that cannot share the global batch (--batch, the resumed
     run's, or the default) in equal shards."""
-    import json
-    from pathlib import Path
+    from .runs import read_config
 
-    n, batch = args.nproc, getattr(args, "batch", None)
-    if batch is None and getattr(args, "resume", None):
-        config = Path(args.resume) / "config.json"
-        batch = json.loads(config.read_text())["config"].get("batch") if config.is_file() else None
-    if batch is None and getattr(args, "config_class", None) is not None:
-        batch = getattr(args.config_class, "batch", None)
+    n, batch, config_class = args.nproc, getattr(args, "batch", None), getattr(args, "config_class", None)
+    if batch is None and getattr(args, "resume", None):  # a missing or foreign run is named here, before a start
+        batch = read_config(args.resume, args.command, config_class)[0].batch
+    if batch is None and config_class is not None:
+        batch = getattr(config_class, "batch", None)
     if batch is not None and (batch < n or batch % n):
         raise ValueError(f"--nproc {n}: the global batch of {batch} cannot be split into {n} equal shards; give a "
                          f"--batch that is a multiple of {n}")  # fmt: skip

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from . import checkpoint
@@ -168,16 +169,20 @@ class TrainConfig(Checked):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision, hardware=False)  # a run's config loads on any machine
 
 
 PRECISIONS = ("32", "bf16", "fp16")
 
 
-def check_precision(precision: str, device: str = "cpu") -> None:
-    """Refuse, in one line, a precision this machine cannot run well: bf16 on a CPU without native bfloat16
-    (emulated, it is slower than float32), fp16 without CUDA (it needs a GPU and a gradient scaler)."""
+def check_precision(precision: str, device: str = "cpu", hardware: bool = True) -> None:
+    """Refuse, in one line, a precision that is not one of PRECISIONS; with ``hardware``, also one this machine
+    cannot run well: bf16 on a CPU without native bfloat16 (emulated, it is slower than float32), fp16 without
+    CUDA (it needs a GPU and a gradient scaler)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if not hardware:
+        return
     if precision == "bf16" and device == "cpu" and not bf16_native():
         raise ValueError("--precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so it would be "
                          "emulated and slower than float32; use --precision 32")  # fmt: skip
@@ -422,10 +427,9 @@ class Processes:
             out = task.loss(batch)
             loss = out[0] if isinstance(out, tuple) else out
             return loss, loss.detach()
-        import torch.distributed as dist
-
-        idle = self.w.rank >= first_rows(batch)  # fewer rows than processes (an epoch's last batch, say)
-        part = shard(batch, World(0, first_rows(batch)) if idle else self.w)  # idle: row 0, weighed 0
+        rows = first_rows(batch)
+        idle = self.w.rank >= rows  # fewer rows than processes (an epoch's last batch, say)
+        part = shard(batch, World(0, rows) if idle else self.w)  # idle: row 0, weighed 0
         out = self.ddp(part)  # every process runs forward and backward: the gradients are averaged in backward
         loss, units = out if isinstance(out, tuple) else (out, first_rows(part))
         units = torch.as_tensor(0 if idle else units, dtype=torch.float64).detach().reshape(1)
@@ -440,8 +444,6 @@ class Processes:
         """Each flag true on every process if it is true on any (a stop asked on one stops all at the same step)."""
         if self.ddp is None:
             return flags
-        import torch.distributed as dist
-
         t = torch.tensor(flags, dtype=torch.uint8)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return tuple(bool(v) for v in t)
@@ -450,8 +452,6 @@ class Processes:
         """Rank 0's ``value`` on every process (an evaluation's record, a re-estimated schedule)."""
         if self.ddp is None:
             return value
-        import torch.distributed as dist
-
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -460,8 +460,6 @@ class Processes:
         """The whole batch's carried state from each process's rows (for a checkpoint)."""
         if self.ddp is None or not carry:
             return carry
-        import torch.distributed as dist
-
         out = {}
         for k, v in sorted(carry.items()):
             parts = [None] * self.w.size
@@ -484,8 +482,6 @@ def join() -> None:
     still holds the addresses the dead processes published, and a process that read one waited for a peer that
     no longer listens (seen here in about one restart of three)."""
     import atexit
-
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         store, rank, size = next(dist.rendezvous("env://"))
@@ -530,7 +526,10 @@ def launch(argv: list[str], nproc: int) -> int:
     finally:
         logging.disable(logging.NOTSET)
         for k, v in before.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
     return 0
 
 

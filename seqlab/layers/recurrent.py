@@ -232,18 +232,10 @@ class Recurrent(nn.Module):
             x, batched = self._check_input(input, weights[0][0])
         T, B, _ = x.shape
         state = self._check_hx(hx, x, batched)
-        if tracing():  # a tracer records ops: PyTorch's own op for the whole stack, which exporters know
-            if lengths is not None:
-                raise RuntimeError(f"{name}: tracing or exporting with lengths (or a PackedSequence) is not "
-                                   "supported yet: the variable-length path depends on the lengths' values, so a "
-                                   "trace would fix them; trace without lengths")  # fmt: skip
-            flat = [w for ws in weights for w in ws if w is not None]
-            out, state = self._vendor(x, state, flat, self.num_layers, self.dropout, self.bidirectional)
-            out = out if batched else out.squeeze(1)
-            state = state if batched else tuple(s.squeeze(1) for s in state)
-            return (out.transpose(0, 1) if batched and self.batch_first else out), (
-                state if self.n_states == 2 else state[0]
-            )
+        if lengths is not None and tracing():
+            raise RuntimeError(f"{name}: tracing or exporting with lengths (or a PackedSequence) is not supported "
+                               "yet: the variable-length path depends on the lengths' values, so a trace would fix "
+                               "them; trace without lengths")  # fmt: skip
         if lengths is not None:
             lengths = self._check_lengths(lengths, T, B, batched)
         out, state = self._run(x, state, lengths, weights)
@@ -358,7 +350,8 @@ class Recurrent(nn.Module):
         backend = self._resolve_backend(x.device, x.dtype, self._needs_grad(x))
         if lengths is not None and bool((lengths == T).all()):
             lengths = None
-        if backend == "fused" and lengths is None:
+        # Under a tracer, PyTorch's op too: exporters know it, and the bptt Function would be opaque to them.
+        if lengths is None and (backend == "fused" or tracing()):
             flat = [w for ws in weights for w in ws if w is not None]
             return self._vendor(x, state, flat, self.num_layers, self.dropout, self.bidirectional)
 
