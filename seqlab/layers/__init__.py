@@ -1,11 +1,11 @@
 """Modules users build with: drop-in recurrent layers, minGRU/minLSTM (trained by a parallel scan), their
-diagnostics, self-attention blocks, masked pooling."""
+diagnostics, self-attention blocks, masked pooling, and dynamic quantization that knows the recurrent layers."""
 
 from .attention import KVCache, Transformer
 from .minimal import MinGRU, MinLSTM
 from .pooling import POOLINGS, Pool, valid_mask
 from .recording import Recording, record
-from .recurrent import GRU, LSTM, RNN, Recurrent, layer_class
+from .recurrent import GRU, LSTM, RNN, Recurrent, layer_class, quantization_mapping, quantize_dynamic
 
 __all__ = [
     "GRU",
@@ -20,6 +20,8 @@ __all__ = [
     "Recurrent",
     "Transformer",
     "layer_class",
+    "quantization_mapping",
+    "quantize_dynamic",
     "record",
     "valid_mask",
 ]

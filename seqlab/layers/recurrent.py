@@ -15,6 +15,12 @@ Same constructor, parameter names, shapes and gate order as torch.nn (a state_di
 How lengths run: the batch is sorted longest first once for the whole stack, so the rows still inside their
 sequence at step t are a prefix. ``bptt`` shrinks every step to that prefix; ``fused`` calls the vendor kernel
 once per stretch of steps with the same active rows, carrying the state (no padding is ever computed).
+
+Under a tracer (torch.jit.trace, torch.onnx.export(..., dynamo=False)) every call runs PyTorch's own op, packed
+when lengths are given, as torch.nn does: the graph is exact at other batch sizes, lengths and ``lengths``
+(which must then be ≥ 1). torch.export refuses lengths in words (see ``Recurrent._traced_packed``).
+
+``quantize_dynamic`` quantizes LSTM and GRU as torch's does torch.nn's, into torch's quantized modules.
 """
 
 from __future__ import annotations
@@ -206,9 +212,16 @@ class Recurrent(nn.Module):
         raise NotImplementedError
 
     def _vendor(self, x: Tensor, state: State, weights: list[Tensor], num_layers: int, dropout: float,
-                bidirectional: bool) -> tuple[Tensor, State]:  # fmt: skip
-        """PyTorch's own op over time-major x with state tuples of (L·D, B, H)."""
+                bidirectional: bool, batch_sizes: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
+        """PyTorch's own op over time-major x with state tuples of (L·D, B, H); with ``batch_sizes``, x is a
+        PackedSequence's data and the state's rows are in its sorted order."""
         raise NotImplementedError
+
+    def _call_vendor(self, op, x, hx, weights, num_layers, dropout, bidirectional, batch_sizes):
+        """``op`` (_VF.lstm, gru, rnn_tanh, rnn_relu) in its padded or its packed overload."""
+        if batch_sizes is None:
+            return op(x, hx, weights, self.bias, num_layers, dropout, self.training, bidirectional, False)
+        return op(x, batch_sizes, hx, weights, self.bias, num_layers, dropout, self.training, bidirectional)
 
     # ----------------------------------------------------------------------------------------------- forward
     def forward(self, input, hx=None, lengths=None):
@@ -223,19 +236,17 @@ class Recurrent(nn.Module):
         name = type(self).__name__
         weights = self._stack_weights()
         packed = isinstance(input, PackedSequence)
+        if packed and lengths is not None:
+            raise ValueError(f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other")
+        if (packed or lengths is not None) and tracing():
+            return self._traced_packed(input, hx, lengths, weights)
         if packed:
-            if lengths is not None:
-                raise ValueError(f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other")
             x, lengths = pad_packed_sequence(input)  # (T, B, I) in the caller's row order
             batched = True
         else:
             x, batched = self._check_input(input, weights[0][0])
         T, B, _ = x.shape
         state = self._check_hx(hx, x, batched)
-        if lengths is not None and tracing():
-            raise RuntimeError(f"{name}: tracing or exporting with lengths (or a PackedSequence) is not supported "
-                               "yet: the variable-length path depends on the lengths' values, so a trace would fix "
-                               "them; trace without lengths")  # fmt: skip
         if lengths is not None:
             lengths = self._check_lengths(lengths, T, B, batched)
         out, state = self._run(x, state, lengths, weights)
@@ -249,6 +260,46 @@ class Recurrent(nn.Module):
             out, state = out.squeeze(1), tuple(s.squeeze(1) for s in state)
         elif self.batch_first:
             out = out.transpose(0, 1)
+        return out, (state if self.n_states == 2 else state[0])
+
+    def _traced_packed(self, input, hx, lengths, weights: list[Weights]):
+        """forward with lengths or a PackedSequence under torch.jit.trace or the TorchScript ONNX exporter: PyTorch's
+        packed op, called as torch.nn calls it. Our own path reads the lengths' values in Python (the sort, the
+        stretches of equal active rows), which a trace would fix at the traced ones; both tracers know the packed
+        op (the exporter turns pack, op and pad into one ONNX recurrent op with sequence_lens), so the graph stays
+        exact at another batch size, length and lengths. As in torch.nn's packed path, lengths must be ≥ 1."""
+        name = type(self).__name__
+        if torch.compiler.is_exporting():
+            raise RuntimeError(
+                f"{name}: variable lengths (lengths= or a PackedSequence) cannot be exported by torch.export or "
+                "torch.onnx.export(..., dynamo=True): PyTorch's packed op does not export there (torch.nn's packed "
+                "LSTM fails too), and our variable-length path reads the lengths' values. Use "
+                "torch.onnx.export(..., dynamo=False) or torch.jit.trace, which keep lengths exact, or export "
+                "without lengths"
+            )
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            seq = input
+            x, _ = self._check_input(seq.data, weights[0][0])  # (N, I) reads as one unbatched sequence: dtype, I
+            # A shape, not a value, when the rows were sorted; else the first batch size, as torch.nn reads it.
+            B = seq.batch_sizes[0] if seq.unsorted_indices is None else seq.unsorted_indices.shape[0]
+        else:
+            x, batched = self._check_input(input, weights[0][0])
+            T, B, _ = x.shape
+            seq = pack_padded_sequence(x, self._check_lengths(lengths, T, B, batched), enforce_sorted=False)
+        state = self._check_hx(hx, x, True, B)
+        if hx is not None and seq.sorted_indices is not None:  # torch.nn's permute_hidden: rows longest first
+            state = tuple(s.index_select(1, seq.sorted_indices) for s in state)
+        flat = [w for ws in weights for w in ws if w is not None]
+        data, state = self._vendor(
+            seq.data, state, flat, self.num_layers, self.dropout, self.bidirectional, seq.batch_sizes
+        )  # each row's final state is at its own last step: the packed op stops each row there
+        if seq.unsorted_indices is not None:
+            state = tuple(s.index_select(1, seq.unsorted_indices) for s in state)
+        out = PackedSequence(data, seq.batch_sizes, seq.sorted_indices, seq.unsorted_indices)
+        if not packed:
+            out = pad_packed_sequence(out, total_length=T)[0]  # zeros past each length, as eager
+            out = out.transpose(0, 1) if self.batch_first else out
         return out, (state if self.n_states == 2 else state[0])
 
     # torch.nn.RNN says "got 4D tensor instead", LSTM and GRU "got 4D instead"; each of ours repeats its own.
@@ -290,14 +341,18 @@ class Recurrent(nn.Module):
             )
         return x, batched
 
-    def _check_hx(self, hx, x: Tensor, batched: bool) -> State:
+    def _check_hx(self, hx, x: Tensor, batched: bool, B: int | Tensor | None = None) -> State:
+        """``B``: the batch size when x lacks it (a traced PackedSequence's; a tensor when read from batch_sizes,
+        so the zero state follows it in the trace)."""
         name = type(self).__name__
         LD = self.num_layers * (2 if self.bidirectional else 1)
-        B = x.shape[1]
-        want = (LD, B, self.hidden_size) if batched else (LD, self.hidden_size)
+        B = x.shape[1] if B is None else B
         if hx is None:
             zeros = x.new_zeros(LD, B, self.hidden_size)
             return (zeros,) * self.n_states
+        if isinstance(B, Tensor):  # traced: a given hx is checked once, when traced, as torch.nn does
+            B = int(B)
+        want = (LD, B, self.hidden_size) if batched else (LD, self.hidden_size)
         lstm = self.n_states == 2
         parts = hx if lstm else (hx,)
         if lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
@@ -330,13 +385,15 @@ class Recurrent(nn.Module):
         name = type(self).__name__
         if not batched:
             raise ValueError(f"{name}: lengths needs a batched input (3-D); an unbatched sequence has one length")
-        lengths = torch.as_tensor(lengths)
+        lengths = lengths if isinstance(lengths, Tensor) else torch.as_tensor(lengths)  # a tracer warns on any
         if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.shape != (B,):
             raise ValueError(
                 f"{name}: lengths must be {B} integers (one per sequence), "
                 f"got {lengths.dtype} of shape {tuple(lengths.shape)}"
             )
         lengths = lengths.to("cpu", torch.int64)
+        if tracing():  # their values would be read once, when traced; PyTorch's packed op checks them at each call
+            return lengths
         lo, hi = (int(lengths.min()), int(lengths.max())) if B else (0, 0)
         if lo < 0 or hi > T:
             raise ValueError(f"{name}: lengths must lie in [0, {T}] (the padded length), got min {lo} max {hi}")
@@ -546,8 +603,8 @@ class LSTM(Recurrent):
     def _reference_cell(self):
         return reference.lstm_cell
 
-    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
-        out, h, c = _VF.lstm(x, state, weights, self.bias, num_layers, dropout, self.training, bidirectional, False)
+    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional, batch_sizes=None):
+        out, h, c = self._call_vendor(_VF.lstm, x, state, weights, num_layers, dropout, bidirectional, batch_sizes)
         return out, (h, c)
 
 
@@ -592,8 +649,8 @@ class GRU(Recurrent):
     def _reference_cell(self):
         return reference.gru_cell
 
-    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
-        out, h = _VF.gru(x, state[0], weights, self.bias, num_layers, dropout, self.training, bidirectional, False)
+    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional, batch_sizes=None):
+        out, h = self._call_vendor(_VF.gru, x, state[0], weights, num_layers, dropout, bidirectional, batch_sizes)
         return out, (h,)
 
 
@@ -643,9 +700,9 @@ class RNN(Recurrent):
     def _reference_cell(self):
         return reference.rnn_relu_cell if self.nonlinearity == "relu" else reference.rnn_tanh_cell
 
-    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional):
+    def _vendor(self, x, state, weights, num_layers, dropout, bidirectional, batch_sizes=None):
         op = _VF.rnn_relu if self.nonlinearity == "relu" else _VF.rnn_tanh
-        out, h = op(x, state[0], weights, self.bias, num_layers, dropout, self.training, bidirectional, False)
+        out, h = self._call_vendor(op, x, state[0], weights, num_layers, dropout, bidirectional, batch_sizes)
         return out, (h,)
 
     def extra_repr(self) -> str:
@@ -661,4 +718,100 @@ def layer_class(name: str) -> type[Recurrent] | type[MinimalRecurrent]:
     return classes[name]
 
 
-__all__: Sequence[str] = ("GRU", "LSTM", "RNN", "Recurrent", "layer_class")
+# ----------------------------------------------------------------------------------------------- quantization
+class DynamicQuantized:
+    """What ``quantization_mapping`` maps seqlab's LSTM and GRU to: torch's ``convert`` calls ``from_float`` on the
+    module to swap (with a qconfig attached). It builds the torch.nn layer with the same weights (read through the
+    attribute, so a parametrized weight is taken as computed) and hands it to torch's own dynamic quantization:
+    the result is torch.ao.nn.quantized.dynamic.LSTM or GRU, as if the model had been written with torch.nn.
+
+    The quantized module takes (input, hx) or a PackedSequence, not ``lengths=``: pack a padded batch first
+    (pack_padded_sequence(x, lengths, enforce_sorted=False)). A seqlab RNN is refused: PyTorch has no dynamically
+    quantized vanilla RNN, and leaving it float where it was asked for would hide that.
+    """
+
+    @classmethod
+    def from_float(cls, mod: Recurrent, use_precomputed_fake_quant: bool = False) -> nn.Module:
+        from torch.ao.nn.quantized import dynamic as nnqd
+
+        if not isinstance(mod, (LSTM, GRU)):
+            raise ValueError(_no_quantized_rnn(type(mod).__name__))
+        float_cls, quantized_cls = (nn.LSTM, nnqd.LSTM) if isinstance(mod, LSTM) else (nn.GRU, nnqd.GRU)
+        p = next(mod.parameters())
+        with warnings.catch_warnings():  # the dropout with one layer warning: the seqlab layer gave it already
+            warnings.simplefilter("ignore")
+            twin = float_cls(
+                mod.input_size, mod.hidden_size, mod.num_layers, mod.bias, mod.batch_first, mod.dropout,
+                mod.bidirectional, device=p.device, dtype=p.dtype,
+            )  # fmt: skip
+        twin.load_state_dict({name: getattr(mod, name) for name, _ in twin.named_parameters()})
+        twin.train(mod.training)
+        twin.qconfig = getattr(mod, "qconfig", None)  # None: torch takes its default (int8)
+        return quantized_cls.from_float(twin, use_precomputed_fake_quant=use_precomputed_fake_quant)
+
+
+def _no_quantized_rnn(where: str) -> str:
+    return (
+        f"{where} is a seqlab RNN, which dynamic quantization cannot convert: PyTorch has no dynamically quantized "
+        "vanilla RNN (torch's quantize_dynamic leaves torch.nn.RNN in floating point without a word). Keep it in "
+        "floating point explicitly: seqlab.layers.quantize_dynamic(model, exclude=[RNN]) or its module name"
+    )
+
+
+def quantization_mapping() -> dict[type, type]:
+    """torch's default dynamic-quantization mapping (torch.nn's Linear, LSTM, GRU and cells) plus seqlab's LSTM and
+    GRU (to DynamicQuantized) and RNN (to DynamicQuantized too, which refuses it in words), for torch's
+    ``quantize_dynamic(model, qconfig_spec, mapping=quantization_mapping())``; without it torch leaves seqlab's
+    layers in floating point silently (its mapping knows them not)."""
+    from torch.ao.quantization.quantization_mappings import get_default_dynamic_quant_module_mappings
+
+    return {**get_default_dynamic_quant_module_mappings(), LSTM: DynamicQuantized, GRU: DynamicQuantized,
+            RNN: DynamicQuantized}  # fmt: skip
+
+
+def quantize_dynamic(model: nn.Module, dtype: torch.dtype = torch.qint8, *, exclude=(), inplace: bool = False):
+    """torch.ao.quantization.quantize_dynamic with seqlab's layers known: weights of nn.Linear, torch.nn's LSTM,
+    GRU and cells (the modules torch's own default quantizes) and seqlab's LSTM and GRU become int8 (or float16)
+    and activations are quantized on the fly. A seqlab layer becomes torch's quantized LSTM or GRU, which takes
+    (input, hx) or a PackedSequence but not ``lengths=`` (see DynamicQuantized); torch.nn.RNN stays float, as
+    with torch's quantize_dynamic.
+
+    Arguments:
+        model: the float model (copied unless ``inplace``); it is put in eval mode, as torch's does.
+        dtype: torch.qint8 or torch.float16, the weights' type.
+        exclude: module names (as in named_modules) and module types whose whole subtree stays in floating point.
+            Every seqlab RNN must be among them: it has no quantized counterpart, and is refused otherwise.
+        inplace: convert ``model`` itself.
+    """
+    from torch.ao.quantization import quantize_dynamic as torch_quantize_dynamic
+    from torch.ao.quantization.qconfig import default_dynamic_qconfig, float16_dynamic_qconfig
+    from torch.nn.utils.parametrize import type_before_parametrizations
+
+    qconfigs = {torch.qint8: default_dynamic_qconfig, torch.float16: float16_dynamic_qconfig}
+    if dtype not in qconfigs:
+        raise ValueError(f"quantize_dynamic: dtype must be torch.qint8 or torch.float16, got {dtype}")
+    exclude = (exclude,) if isinstance(exclude, (str, type)) else tuple(exclude)
+    if any(not isinstance(e, (str, type)) for e in exclude):
+        raise TypeError(f"quantize_dynamic: exclude takes module names and types, got {exclude!r}")
+    modules = list(model.named_modules(remove_duplicate=False))
+    missing = [e for e in exclude if isinstance(e, str) and e not in {name for name, _ in modules}]
+    if missing:
+        raise ValueError(f"quantize_dynamic: exclude names no module of the model: {missing}")
+    types = (nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.RNNCell, nn.GRUCell, LSTM, GRU, RNN)
+    spec: dict = dict.fromkeys(types, qconfigs[dtype])
+    floats = [e for e in exclude if isinstance(e, str)]  # prefixes of the subtrees kept float
+    excluded_types = tuple(e for e in exclude if isinstance(e, type))
+    for name, mod in modules:  # a parent comes before its children
+        kind = type_before_parametrizations(mod)
+        if isinstance(mod, excluded_types):
+            floats.append(name)
+        if any(f == "" or name == f or name.startswith(f + ".") for f in floats):
+            spec[name] = None  # a name's qconfig overrides its type's, and each module in the subtree is named
+        elif kind is RNN:
+            raise ValueError(_no_quantized_rnn(f"quantize_dynamic: {name or 'the model'}"))
+    return torch_quantize_dynamic(model, spec, dtype, mapping=quantization_mapping(), inplace=inplace)
+
+
+__all__: Sequence[str] = (
+    "GRU", "LSTM", "RNN", "DynamicQuantized", "Recurrent", "layer_class", "quantization_mapping", "quantize_dynamic",
+)  # fmt: skip
