@@ -134,8 +134,10 @@ class Transformer(nn.Module):
 
     def forward(self, x: Tensor, cache: KVCache | None = None, lengths: Tensor | None = None):
         T = x.shape[1]
-        start = cache.next_pos if cache is not None else 0
-        pos = torch.arange(start, start + T, device=x.device)
+        pos = torch.arange(T, device=x.device)
+        if cache is not None:  # on from the last cached position (an empty cache: from 0); a tensor, so a trace
+            # of one step serves every position (seqlab.export's step model)
+            pos = pos + (torch.cat([cache.pos.new_full((1,), -1), cache.pos]).max() + 1).to(x.device)
         mask, causal = None, self.causal
         if not self.causal:
             if cache is not None:
@@ -158,15 +160,17 @@ class Transformer(nn.Module):
         x = self.ln(x)
         if not self.causal or self.training:
             return x, None
-        keep = key_pos.shape[0] if self.window is None else self.window - 1  # the next query sees W - 1 of these
-        keep = min(keep, key_pos.shape[0])
-        cut = key_pos.shape[0] - keep
-        return x, KVCache([k[:, :, cut:] for k in ks], [v[:, :, cut:] for v in vs], key_pos[cut:])
+        if self.window is None:
+            return x, KVCache(ks, vs, key_pos)
+        keep = self.window - 1  # the next query sees W - 1 of these; a shorter cache is kept whole by the slice
+        if keep == 0:  # a window of 1: each position sees itself alone
+            return x, KVCache([k[:, :, :0] for k in ks], [v[:, :, :0] for v in vs], key_pos[:0])
+        return x, KVCache([k[:, :, -keep:] for k in ks], [v[:, :, -keep:] for v in vs], key_pos[-keep:])
 
     def band(self, q_pos: Tensor, k_pos: Tensor) -> Tensor:
         """(T, S) bool: query i may see key j when 0 <= pos_i - pos_j < W (causal, within the window)."""
         d = q_pos[:, None] - k_pos[None, :]
         allowed = d >= 0
         if self.window is not None:
-            allowed &= d < self.window
+            allowed = allowed & (d < self.window)  # not &=: ONNX has no in-place and
         return allowed

@@ -122,6 +122,12 @@ class MinimalRecurrent(nn.Module):
         B, T = x.shape[:2]
         if T == 0:
             raise ValueError(f"{name}: sequence length 0")
+        if T > 1 and (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()):
+            raise RuntimeError(  # never a silently wrong graph: a trace would fix the scan's chunks at this T
+                f"{name}: its parallel scan cannot be traced or exported over T > 1: ONNX has no operator for the "
+                "log-space scan (logcumsumexp), and the chunks a trace records fix the length; one step (T = 1, "
+                "the recurrence itself) traces and exports"
+            )
         shape = (self.num_layers * self.directions, B, self.hidden_size)
         if hx is not None and tuple(hx.shape) != shape:
             raise ValueError(f"{name}: Expected hidden size {shape}, got {tuple(hx.shape)}")
