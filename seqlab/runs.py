@@ -215,7 +215,7 @@ def versions() -> dict[str, str]:
 
 def write_config(run: Path, task: str, cfg, **extra) -> dict:
     """config.json: the task, its config, what the task adds (preprocessing, data hash, ...) and versions."""
-    meta = {"task": task, "config": asdict(cfg), **extra, "versions": versions()}
+    meta = {"task": task, "format": FORMAT, "config": asdict(cfg), **extra, "versions": versions()}
     write_json(run / CONFIG, meta)
     return meta
 
@@ -228,6 +228,25 @@ def update_config(run: Path, **values) -> dict:
     return meta
 
 
+FORMAT = 1  # config.json's layout; a run written by a seqlab whose format is newer is refused, not misread
+
+
+def task_of(run: str | Path) -> str:
+    """The task that wrote ``run`` (a run written before config.json named its task is a language model's),
+    refusing a folder that is not a run and a run from a newer seqlab."""
+    path = Path(run) / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{run}: not a seqlab run (no {CONFIG})")
+    try:
+        saved = json.loads(path.read_text())
+        task, fmt = saved.get("task", "lm"), saved.get("format", 1)
+    except (ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path}: unreadable run config ({e})") from None
+    if not isinstance(fmt, int) or fmt > FORMAT:
+        raise CheckpointError(f"{run}: written by a newer seqlab (run format {fmt}; this one reads up to {FORMAT})")
+    return task
+
+
 def read_config(run: str | Path, task: str, config_cls) -> tuple:
     """A run directory's config.json -> (config_cls instance, the whole saved JSON), refusing another task's run.
 
@@ -235,8 +254,7 @@ def read_config(run: str | Path, task: str, config_cls) -> tuple:
     ``config_cls.OLD_DEFAULTS`` gives (what such a run did), else the defaults, so runs written by an older seqlab
     still load; a run written before config.json named its task is a language model's (the first task seqlab had)."""
     path = Path(run) / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{run}: not a seqlab run (no {CONFIG})")
+    task_of(run)
     try:
         saved = json.loads(path.read_text())
         found = saved.get("task", "lm")
