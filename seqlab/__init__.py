@@ -6,9 +6,6 @@ one checkpoint format, one run life cycle) -> one folder per task (lm/, classify
 lab/) -> cli.py (dispatch only). Lower floors never import higher ones.
 """
 
-from .layers import GRU, LSTM, RNN, MinGRU, MinLSTM, Recording, layer_class, record
-from .models import LanguageModel
-
 __all__ = [
     "GRU",
     "LSTM",
@@ -29,8 +26,20 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+LAYERS = ("GRU", "LSTM", "RNN", "MinGRU", "MinLSTM", "Recording", "layer_class", "record")
+
+
 def __getattr__(name: str):
-    # The language-model workflow pulls in tokenizers and safetensors; load it on first use, not with the layers.
+    # Everything loads on first use: ``import seqlab.export.runtime`` must not import torch (it runs where there is
+    # none), and the language-model workflow pulls in tokenizers and safetensors, which the layers do not need.
+    if name in LAYERS:
+        from . import layers
+
+        return getattr(layers, name)
+    if name == "LanguageModel":
+        from .models import LanguageModel
+
+        return LanguageModel
     if name in ("LMConfig", "train_lm", "generate"):
         from . import lm
 

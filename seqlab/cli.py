@@ -20,6 +20,7 @@ import threading
 from . import bench, flags
 from .autoencode import cli as autoencode
 from .classify import cli as classify
+from .export import cli as export
 from .forecast import cli as forecast
 from .gan import cli as gan
 from .lab import cli as lab
@@ -35,6 +36,7 @@ COMMANDS = {
     "forecast": forecast,
     "autoencode": autoencode,
     "gan": gan,
+    "export": export,
 }
 RESUMABLE = ("lm", "classify", "forecast")  # commands whose runs continue with --resume RUN
 

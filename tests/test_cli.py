@@ -12,7 +12,7 @@ from seqlab.cli import COMMANDS, build_parser, main
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seqlab"
 FLOORS = [("cells",), ("layers",), ("models", "data"), ("train", "checkpoint", "runs", "flags", "bench"),
-          ("lm", "classify", "forecast", "autoencode", "gan", "lab"), ("cli", "__main__")]  # fmt: skip
+          ("lm", "classify", "forecast", "autoencode", "gan", "lab"), ("export",), ("cli", "__main__")]  # fmt: skip
 
 
 def test_python_dash_m_seqlab_lists_every_command():
