@@ -289,3 +289,18 @@ def test_a_scanned_cell_refuses_a_trace_over_time_and_traces_one_step(root, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be exported" in err and not (run / "export").exists()
     assert not [p for p in run.iterdir() if p.name.startswith(".export")]
+
+
+def test_bench_reports_three_engines_and_the_same_metric(root, capsys):
+    from seqlab.export.bench import bench_export
+
+    corpus = root / "corpus.txt"
+    result = bench_export(root / "lm-lstm", root / "lm-lstm" / "export", corpus, echo=print)
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("PyTorch eager", "onnxruntime float32", "onnxruntime int8", "bits/char"))
+    bits = result["metric"][1]
+    assert bits["float32"] == pytest.approx(bits["torch"], abs=1e-4) and abs(bits["int8"] - bits["torch"]) < 0.1
+    assert result["sizes"]["int8"] < result["sizes"]["float32"]
+    classified = bench_export(root / "classify-gru", root / "classify-gru" / "export", root / "classes.csv")
+    accuracy = classified["metric"][1]
+    assert accuracy["float32"] == accuracy["torch"] and all(v > 0 for v in classified["latency_batch"].values())

@@ -2,9 +2,10 @@
 
 Latency: a language model's per-token time when streaming (PyTorch eager carrying its state, against step.onnx),
 and a classifier's per-sequence time (one sequence per call, and batches of 64), each for onnxruntime's float32 and
-int8 (dynamic quantization) graphs, with the files' sizes. PyTorch and onnxruntime get the same number of threads,
-and their rounds alternate, so a noisy machine slows both alike (onnxruntime's threads do not spin between calls,
-which would take the cores from PyTorch's round); each figure is the median of the rounds.
+int8 (dynamic quantization) graphs, with the sizes: the timed ONNX file's, and PyTorch's parameters. PyTorch and
+onnxruntime get the same number of threads, and their rounds alternate, so a noisy machine slows both alike
+(onnxruntime's threads do not spin between calls, which would take the cores from PyTorch's round); each figure is
+the median of the rounds.
 With --data, the task's metric in each: a language model's bits per character over the file's first characters (the
 whole stretch as one sequence), a classifier's accuracy on a labelled file.
 """
@@ -60,16 +61,16 @@ def bench_export(run: str | Path, folder: str | Path, data: str | Path | None = 
         for f in float32.contracts:
             quantize(Path(tmp) / f)
         int8 = load_export(tmp, threads=torch.get_num_threads(), spinning=False)
-        sizes = {k: sum((Path(d) / f).stat().st_size for f in float32.contracts) for k, d in
-                 (("float32", folder), ("int8", tmp))}  # fmt: skip
         task = float32.meta["task"]
+        timed_file = "step.onnx" if task == "lm" else "model.onnx"  # the graph the latency is of
+        sizes = {"float32": (folder / timed_file).stat().st_size, "int8": (Path(tmp) / timed_file).stat().st_size}
         if task == "lm":
             result = bench_lm(run, float32, int8, data)
         elif task == "classify":
             result = bench_classify(run, float32, int8, data)
         else:
             raise ValueError(f"--bench measures lm and classify exports; {folder} is a {task} export")
-    result["sizes"] = sizes
+    result["sizes"] = {**sizes, "torch": result.pop("parameter_bytes")}
     echo(table(result, torch.get_num_threads()))
     return result
 
@@ -99,7 +100,7 @@ def bench_lm(run: Path, float32, int8, data) -> dict:
 
     with torch.no_grad():
         t = alternate({"torch": eager, "float32": stepper(float32), "int8": stepper(int8)}, LM_TOKENS)
-    result = {"task": "lm", "what": "per token (streaming, batch 1)", "latency": t}
+    result = {"task": "lm", "what": "per token (streaming, batch 1)", "latency": t, "parameter_bytes": size(model)}
     if data is not None:
         text = Path(data).read_text()[:METRIC_CHARS]
         seq = np.array([tokenizer.encode(text)], np.int64)
@@ -110,6 +111,12 @@ def bench_lm(run: Path, float32, int8, data) -> dict:
         result["metric"] = ("bits/char", {"torch": bits(torch_logits), "float32": bits(float32.logits(seq)),
                                           "int8": bits(int8.logits(seq))})  # fmt: skip
     return result
+
+
+def size(model: torch.nn.Module) -> int:
+    """The model's parameters and buffers in bytes (what its checkpoint holds)."""
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}  # a tied weight once
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def nats(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -144,7 +151,8 @@ def bench_classify(run: Path, float32, int8, data) -> dict:
                      "int8": lambda: int8.predict_proba(batch)}, 5)  # fmt: skip
     n = len(batch)
     result = {"task": "classify", "what": f"per sequence (batch 1; batch {n}), T = {len(items[0])}",
-              "latency": {k: t1[k] for k in t1}, "latency_batch": {k: t64[k] / n for k in t64}}  # fmt: skip
+              "latency": {k: t1[k] for k in t1}, "latency_batch": {k: t64[k] / n for k in t64},
+              "parameter_bytes": size(model)}  # fmt: skip
     if labels is not None:
         from ..classify.task import predict_proba
 
@@ -164,7 +172,7 @@ def table(result: dict, threads: int) -> str:
             *([metric[0]] if metric else [])]  # fmt: skip
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for k, label in (("torch", "PyTorch eager"), ("float32", "onnxruntime float32"), ("int8", "onnxruntime int8")):
-        size = result["sizes"]["float32" if k == "torch" else k]
+        size = result["sizes"][k]
         row = [label, f"{size / 1e6:.2f} MB", f"{result['latency'][k] * 1e3:.3f} ms"]
         if "latency_batch" in result:
             row.append(f"{result['latency_batch'][k] * 1e3:.3f} ms")
