@@ -176,18 +176,58 @@ def test_a_traced_layer_takes_a_packed_sequence_as_torch_nn_does(cell):
         torch.testing.assert_close(got, w, atol=1e-5, rtol=0)
 
 
-def test_torch_export_with_lengths_is_refused_in_words():
-    m = WithLengths(layer("gru", 1, False, batch_first=True))
-    args = lengths_inputs(m.m, *TRACED, False)
-    with pytest.raises(RuntimeError, match=r"cannot be exported by torch\.export.*dynamo=False"):
-        torch.export.export(m, args)
-    with warnings.catch_warnings(), pytest.raises(Exception) as caught:  # torch.onnx wraps ours
+class Dynamic(nn.Module):
+    """x, lengths (used or not) and h0 in; output and state out: for torch.export, whose inputs are all tensors."""
+
+    def __init__(self, m, use_lengths: bool):
+        super().__init__()
+        self.m, self.use_lengths = m, use_lengths
+
+    def forward(self, x, n, *h0):
+        hx = h0 if len(h0) == 2 else h0[0]
+        y, h = self.m(x, hx, lengths=n if self.use_lengths else None)
+        return (y, *h) if isinstance(h, tuple) else (y, h)
+
+
+def dynamic_shapes(with_state: int):
+    B, T = torch.export.Dim("B"), torch.export.Dim("T")
+    return {"x": {0: B, 1: T}, "n": {0: B}, "h0": tuple({1: B} for _ in range(with_state))}
+
+
+# torch.export takes 5-10 s a scan on this machine: a few cases that cover each cell, both directions and lengths.
+@pytest.mark.parametrize("cell,layers,bidirectional,use_lengths",
+                         [("lstm", 2, True, True), ("gru", 1, False, False), ("rnn-relu", 1, True, True)])  # fmt: skip
+def test_torch_export_keeps_batch_length_and_lengths_dynamic_and_exact(cell, layers, bidirectional, use_lengths):
+    """Under torch.export each layer-direction is one scan over time (cells.reference.scanned), so the program is
+    exact at another batch size, length and lengths; torch.nn's own LSTM has its length fixed there."""
+    m = Dynamic(layer(cell, layers, bidirectional, batch_first=True), use_lengths)
+    args = lengths_inputs(m.m, *TRACED, True)
+    program = torch.export.export(m, args, dynamic_shapes=dynamic_shapes(len(args) - 2))
+    other = lengths_inputs(m.m, *OTHER, True)
+    for got, want in zip(program.module()(*other), m(*other), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell,layers,bidirectional", [("gru", 1, True), ("rnn", 2, False)])
+def test_the_dynamo_onnx_exporter_keeps_lengths_exact(cell, layers, bidirectional):
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    m = Dynamic(layer(cell, layers, bidirectional, batch_first=True), True)
+    args = lengths_inputs(m.m, *TRACED, True)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(m, args, io.BytesIO(), dynamo=True)
-    chain = [caught.value]
-    while chain[-1].__cause__ is not None:
-        chain.append(chain[-1].__cause__)
-    assert any("cannot be exported by torch.export" in str(e) for e in chain), chain
+        program = torch.onnx.export(m, args, dynamo=True, dynamic_shapes=dynamic_shapes(len(args) - 2))
+    session = ort.InferenceSession(program.model_proto.SerializeToString())
+    other = lengths_inputs(m.m, *OTHER, True)
+    got = session.run(None, {i.name: a.numpy() for i, a in zip(session.get_inputs(), other, strict=True)})
+    for g, w in zip(got, m(*other), strict=True):
+        np.testing.assert_allclose(g, w.detach().numpy(), atol=1e-5, rtol=0)
+
+
+def test_torch_export_refuses_a_packed_sequence_in_words():
+    m = WithLengths(layer("gru", 1, False, batch_first=True), packed=True)
+    with pytest.raises(RuntimeError, match=r"PackedSequence cannot be exported by torch\.export.*lengths="):
+        torch.export.export(m, lengths_inputs(m.m, *TRACED, False))
 
 
 class Net(nn.Module):

@@ -64,3 +64,26 @@ def run(cell: Cell, x: Tensor, state: State, weights: tuple, lengths: Tensor | N
             state = tuple(torch.where(live, n, s) for n, s in zip(new, state, strict=True))
             outputs.append(torch.where(live, new[0], torch.zeros_like(new[0])))
     return torch.stack(outputs), state
+
+
+def scanned(cell: Cell, x: Tensor, state: State, weights: tuple, lengths: Tensor | None) -> tuple[Tensor, State]:
+    """``run`` as one scan over time (torch's scan operator): what torch.export and the dynamo ONNX exporter record
+    as a loop whose length is the input's (an ONNX Loop), where ``run``'s Python loop would be unrolled at the
+    traced T. Same contract: x (T, B, I) -> outputs (T, B, H) zero past each length, and each row's final state."""
+    from torch._higher_order_ops.scan import scan
+
+    T = x.shape[0]
+    steps = torch.arange(T, device=x.device)[:, None]  # (T, 1)
+    live = (steps < lengths.to(x.device)[None, :] if lengths is not None else steps >= 0).unsqueeze(2)  # (T, B|1, 1)
+
+    def step(carry: State, inputs: tuple[Tensor, Tensor]):
+        xt, alive = inputs
+        new = cell(xt, carry, *weights)
+        kept = tuple(torch.where(alive, n, s) for n, s in zip(new, carry, strict=True))
+        return kept, torch.where(alive, new[0], torch.zeros_like(new[0]))  # new tensors: scan refuses aliases
+
+    # Fresh tensors, not views (a state row of the stacked (L·D, B, H), a transposed input): the scan operator
+    # traces a view's base too, and two bases of the batch size in one graph made torch.export fix it.
+    init = tuple(s.clone() for s in state)
+    final, out = scan(step, init, (x.clone(), live.expand(T, x.shape[1], 1).clone()))
+    return out, final

@@ -238,8 +238,10 @@ class Recurrent(nn.Module):
         packed = isinstance(input, PackedSequence)
         if packed and lengths is not None:
             raise ValueError(f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other")
-        if (packed or lengths is not None) and tracing():
+        if (packed or lengths is not None) and tracing() and not torch.compiler.is_exporting():
             return self._traced_packed(input, hx, lengths, weights)
+        if packed and torch.compiler.is_exporting():
+            self._traced_packed(input, hx, lengths, weights)  # refuses in words
         if packed:
             x, lengths = pad_packed_sequence(input)  # (T, B, I) in the caller's row order
             batched = True
@@ -269,15 +271,13 @@ class Recurrent(nn.Module):
         op (the exporter turns pack, op and pad into one ONNX recurrent op with sequence_lens), so the graph stays
         exact at another batch size, length and lengths. As in torch.nn's packed path, lengths must be ≥ 1."""
         name = type(self).__name__
-        if torch.compiler.is_exporting():
-            raise RuntimeError(
-                f"{name}: variable lengths (lengths= or a PackedSequence) cannot be exported by torch.export or "
-                "torch.onnx.export(..., dynamo=True): PyTorch's packed op does not export there (torch.nn's packed "
-                "LSTM fails too), and our variable-length path reads the lengths' values. Use "
-                "torch.onnx.export(..., dynamo=False) or torch.jit.trace, which keep lengths exact, or export "
-                "without lengths"
-            )
         packed = isinstance(input, PackedSequence)
+        if torch.compiler.is_exporting() and packed:
+            raise RuntimeError(
+                f"{name}: a PackedSequence cannot be exported by torch.export or torch.onnx.export(..., dynamo=True) "
+                "(PyTorch's packed op does not export there; torch.nn's packed LSTM fails too): pass the padded "
+                "batch and lengths= instead, which export exactly, or use torch.onnx.export(..., dynamo=False)"
+            )
         if packed:
             seq = input
             x, _ = self._check_input(seq.data, weights[0][0])  # (N, I) reads as one unbatched sequence: dtype, I
@@ -403,6 +403,8 @@ class Recurrent(nn.Module):
     def _run(self, x: Tensor, state: State, lengths: Tensor | None, weights: list[Weights]) -> tuple[Tensor, State]:
         """x (T, B, I) time-major, state tuple of (L·D, B, H), weights per layer-direction -> output (T, B, D·H),
         final state tuple."""
+        if torch.compiler.is_exporting():  # torch.export would unroll PyTorch's op at the traced T
+            return self._exported(x, state, lengths, weights)
         T, B, _ = x.shape
         backend = self._resolve_backend(x.device, x.dtype, self._needs_grad(x))
         if lengths is not None and bool((lengths == T).all()):
@@ -456,6 +458,24 @@ class Recurrent(nn.Module):
             x = x.index_select(1, inverse)
             final = tuple(s.index_select(1, inverse) for s in final)
         return x, final
+
+    def _exported(self, x: Tensor, state: State, lengths: Tensor | None, weights: list[Weights]):
+        """The stack under torch.export and the dynamo ONNX exporter: each layer-direction one scan over time
+        (cells.reference.scanned), so the graph keeps T, B and lengths dynamic and exact; no dropout (export is of
+        an eval model), the reverse direction within each length by a gather."""
+        D, cell = 2 if self.bidirectional else 1, self._reference_cell()
+        finals: list[list[Tensor]] = [[] for _ in range(self.n_states)]
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(D):
+                k = layer * D + direction
+                xin = self._reverse(x, lengths) if direction else x
+                y, s = reference.scanned(cell, xin, tuple(st[k] for st in state), weights[k], lengths)
+                outs.append(self._reverse(y, lengths) if direction else y)
+                for f, si in zip(finals, s, strict=True):
+                    f.append(si)
+            x = outs[0] if D == 1 else torch.cat(outs, 2)
+        return x, tuple(torch.stack(f) for f in finals)
 
     @staticmethod
     def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:
