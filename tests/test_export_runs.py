@@ -142,7 +142,8 @@ def sales_csv(path: Path, covariate: bool = False) -> None:
 
 @pytest.mark.parametrize("extra", [["--model", "lstm"], ["--model", "gru", "--ensemble", "2", "--loss", "gaussian"],
                                    ["--model", "transformer", "--output", "autoregressive", "--hidden", "16"],
-                                   ["--model", "gru", "--covariates", "promo", "--loss", "mse"]])  # fmt: skip
+                                   ["--model", "gru", "--covariates", "promo", "--loss", "mse"],
+                                   ["--model", "esrnn", "--season", "4", "--ensemble", "2"]])  # fmt: skip
 def test_forecasts_equal_pytorch(root, extra):
     data = root / f"sales-{len(extra)}.csv"
     sales_csv(data, covariate="--covariates" in extra)

@@ -13,6 +13,7 @@ each input's and output's name and shape (a name such as "B" is a dynamic axis).
 - forecast ``model.onnx``: history (B, L, C) in the data's units (and covariates (B, L + H, K), the past and the
   known future ones, where the run has them) -> forecast (B, H, C) (an ensemble's median), and quantiles
   (B, H, C, Q) where the model has them. The per-window scaling (seqlab.forecast.task.normalize) is in the graph.
+  ES-RNN: x (M, B, T, L) and lengths -> out (M, B, H, Q), the network alone (ESRNNNetwork); the runtime smooths.
 - autoencode, forecast detector (LSTM-AD) ``model.onnx``: x (B, T, C), lengths -> prediction (B, T, ahead, C):
   the prediction of step t made k + 1 steps before it is prediction[:, t - k, k], in the data's units.
   Reconstruct detector (EncDec-AD): ``model.onnx``: x, lengths -> code (B, Z) and the decoder's first state;
@@ -32,7 +33,6 @@ from statistics import NormalDist
 import torch
 from torch import Tensor, nn
 
-from ..data.errors import DataError
 from ..models.backbone import AttentionBackbone
 from ..models.forecaster import Forecaster, members
 
@@ -241,13 +241,45 @@ class Forecast(nn.Module):
         return (point, median(torch.stack(quantiles))) if quantiles else point
 
 
-def forecast_graphs(model: nn.Module, cfg, saved: dict, levels: tuple[float, ...]) -> tuple[list[Graph], tuple]:
-    """The graph and the quantile levels it gives (empty for a point forecast)."""
+class ESRNNNetwork(nn.Module):
+    """ES-RNN's network alone: x (M, B, T, L), each member's windows of deseasonalised, level-normalised logs (the
+    runtime computes them from the exported smoothing coefficients: seqlab.export.runtime.esrnn_inputs), lengths
+    (B,) -> out (M, B, H, Q) at each row's last origin, in log-ratio units. The Holt-Winters recursion stays out of
+    the graph: it is a loop over each series' whole history with per-series coefficients."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        outs = []
+        for k, net in enumerate(self.nets):
+            h, _ = net.rnn(x[k], lengths=lengths)  # (B, T, D)
+            last = h[torch.arange(h.shape[0]), lengths - 1]  # (B, D)
+            outs.append(net.head(net.drop(last)).view(-1, net.H, net.Q))
+        return torch.stack(outs)
+
+
+def esrnn_graphs(model: nn.Module, cfg) -> tuple[list[Graph], dict]:
+    """The network's graph, and each member's smoothing coefficients (per series: alpha's and gamma's logits, the
+    log initial seasonal indices) for export.json."""
+    nets = members(model)
+    first = nets[0]
+    M, L, H, Q = len(nets), first.L, first.H, first.Q
+    g = torch.Generator().manual_seed(0)
+    args = lambda B, T: (torch.randn(M, B, T, L, generator=g) * 0.1, lengths_like(B, T))  # noqa: E731
+    graph = Graph("model.onnx", ESRNNNetwork(nets), args(3, 2 * first.m + 9), args(4, 3 * first.m + 14),
+                  {"x": [M, "B", "T", L], "lengths": ["B"]}, {"out": [M, "B", H, Q]}, {"lengths": "int64"})  # fmt: skip
+    spec = {"esrnn": {"season": first.m, "context": L, "members": M,
+                      "coefficients": [net.series.weight.detach().tolist() for net in nets]}}  # fmt: skip
+    return [graph], spec
+
+
+def forecast_graphs(model: nn.Module, cfg, saved: dict, levels: tuple[float, ...]) -> tuple[list[Graph], tuple, dict]:
+    """The graphs, the quantile levels they give (empty for a point forecast) and what export.json adds."""
     if not all(isinstance(m, Forecaster) for m in members(model)):
-        raise DataError(
-            "an esrnn run cannot be exported yet: its exponential smoothing is a loop over each series' whole "
-            "history with per-series coefficients; export a window model (--model lstm, gru, rnn or transformer)"
-        )
+        graphs, spec = esrnn_graphs(model, cfg)
+        return graphs, levels, spec
     module = Forecast(model, levels)
     has_q = module.nets[0].quantiles or (module.nets[0].gaussian and module.nets[0].output == "direct")
     C, K, H, L = saved["channels"], saved["covariates"], cfg.horizon, cfg.context
@@ -260,7 +292,8 @@ def forecast_graphs(model: nn.Module, cfg, saved: dict, levels: tuple[float, ...
 
     inputs = {"history": ["B", "L", C], **({"covariates": ["B", "L+H", K]} if K else {})}
     outputs = {"forecast": ["B", H, C], **({"quantiles": ["B", H, C, len(levels)]} if has_q else {})}
-    return [Graph("model.onnx", module, args(2, L), args(5, L + 4), inputs, outputs)], (levels if has_q else ())
+    graphs = [Graph("model.onnx", module, args(2, L), args(5, L + 4), inputs, outputs)]
+    return graphs, (levels if has_q else ()), {}
 
 
 # ------------------------------------------------------------------------------------------------ autoencode

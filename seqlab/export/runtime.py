@@ -283,6 +283,8 @@ class Forecaster(Exported):
         per series (T_i + H, K), the known covariates of the history and of the H steps ahead."""
         m = self.meta
         C, K, H, L = m["channels"], m["covariates"], m["horizon"], m["context"]
+        if "esrnn" in m:
+            return self._esrnn(as_series(histories, C, "history"))
         hist = [window(h, L) for h in as_series(histories, C, "history")]
         feeds = {"history": np.stack(hist)}
         if K:
@@ -297,6 +299,49 @@ class Forecaster(Exported):
             raise ValueError("the run has no covariates")
         out = self.run("model.onnx", **feeds)
         return Forecast(out[0], out[1] if len(out) > 1 else None, tuple(m["quantiles"]))
+
+    def _esrnn(self, histories: list[np.ndarray]) -> Forecast:
+        """ES-RNN (seqlab.models.esrnn): history i is the run's series i (as ``seqlab forecast predict`` matches them);
+        each member smooths it with its own coefficients, the graph reads the windows, the forecasts' median."""
+        spec, H, levels = self.meta["esrnn"], self.meta["horizon"], tuple(self.meta["quantiles"])
+        n = len(spec["coefficients"][0])
+        if len(histories) != n:
+            raise ValueError(f"{len(histories)} histories; the esrnn run learned the smoothing of {n} series, "
+                             "matched by position")  # fmt: skip
+        for i, h in enumerate(histories):
+            if (h <= 0).any():
+                raise ValueError(f"history {i}: esrnn forecasts positive series (it works in logs)")
+        out = []
+        for i, h in enumerate(histories):
+            parts = [esrnn_inputs(h[:, 0], np.asarray(c[i], np.float32), spec["season"], spec["context"])
+                     for c in spec["coefficients"]]  # fmt: skip
+            x = np.stack([p[0] for p in parts])[:, None]  # (M, 1, T, L)
+            z = self.run("model.onnx", x=x, lengths=np.array([len(h)], np.int64))[0][:, 0]  # (M, H, Q)
+            ahead = len(h) + np.arange(H) % spec["season"]  # the seasonal index of step T - 1 + 1 + h
+            out.append(np.stack([np.exp(zk + p[1][-1] + p[2][ahead][:, None]) for zk, p in zip(z, parts, strict=True)]))
+        q = np.median(np.stack(out, 1), 0)[:, :, None, :].astype(np.float64)  # (n, H, 1, Q)
+        return Forecast(q[..., levels.index(0.5)], q, levels)
+
+
+def esrnn_inputs(y: np.ndarray, p: np.ndarray, m: int, L: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """seqlab.models.esrnn's Holt-Winters smoothing of one positive series y (T,) with coefficients p (alpha's and
+    gamma's logits, log initial seasonal indices), in float32 as PyTorch runs it -> the network's input (T, L), the
+    log levels (T,) and the log seasonal indices (T + m,)."""
+    f = np.float32
+    alpha = f(1) / (f(1) + np.exp(-p[0]))
+    gamma = f(1) / (f(1) + np.exp(-p[1])) if m > 1 else f(0)
+    s = list(np.exp(p[2:]) if m > 1 else np.ones(m, f))
+    y = y.astype(f)
+    level, levels = y[0] / s[0], []
+    for t in range(len(y)):
+        if t > 0:
+            level = alpha * y[t] / s[t] + (f(1) - alpha) * level
+        levels.append(level)
+        s.append(gamma * y[t] / level + (f(1) - gamma) * s[t])
+    log_l, log_s = np.log(np.array(levels, f)), np.log(np.array(s, f))
+    t = np.arange(len(y))
+    idx = np.maximum(t[:, None] + np.arange(1 - L, 1)[None], 0)  # (T, L)
+    return ((np.log(y) - log_s[: len(y)])[idx] - log_l[:, None]).astype(f), log_l, log_s
 
 
 def window(s: np.ndarray, n: int) -> np.ndarray:

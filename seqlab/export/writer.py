@@ -56,9 +56,10 @@ def describe(run: Path, which: str) -> tuple[list[Graph], dict]:
 
         model, cfg, saved = load(run, which)
         levels = quantile_levels(cfg) if loss_kind(cfg) != "mse" else ()
-        graphs, levels = forecast_graphs(model, cfg, saved, levels)
+        graphs, levels, extra = forecast_graphs(model, cfg, saved, levels)
         spec = {"model": cfg.model, "horizon": cfg.horizon, "context": cfg.context, "channels": saved["channels"],
-                "covariates": saved["covariates"], "quantiles": list(levels), "season": cfg.season}  # fmt: skip
+                "covariates": saved["covariates"], "quantiles": list(levels), "season": cfg.season,
+                **extra}  # fmt: skip
         return graphs, spec
     from ..autoencode.task import load
 

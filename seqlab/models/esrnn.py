@@ -69,7 +69,7 @@ def dilate(layer: nn.Module, x: Tensor, d: int) -> Tensor:
         return layer(x)[0]
     B, T, F = x.shape
     pad = -T % d
-    x = torch.cat([x, x.new_zeros(B, pad, F)], 1) if pad else x
+    x = torch.cat([x, x.new_zeros(B, pad, F)], 1)  # no branch on pad: a trace keeps T's arithmetic (seqlab export)
     rows = x.view(B, (T + pad) // d, d, F).transpose(1, 2).reshape(B * d, (T + pad) // d, F)
     h = layer(rows)[0]
     return h.view(B, d, (T + pad) // d, -1).transpose(1, 2).reshape(B, T + pad, -1)[:, :T]
