@@ -194,9 +194,10 @@ def dynamic_shapes(with_state: int):
     return {"x": {0: B, 1: T}, "n": {0: B}, "h0": tuple({1: B} for _ in range(with_state))}
 
 
-# torch.export takes 5-10 s a scan on this machine: a few cases that cover each cell, both directions and lengths.
+# torch.export takes 3-7 s a scan on this machine: a few cases that cover the cells, two layers, both directions
+# and lengths.
 @pytest.mark.parametrize("cell,layers,bidirectional,use_lengths",
-                         [("lstm", 2, True, True), ("gru", 1, False, False), ("rnn-relu", 1, True, True)])  # fmt: skip
+                         [("lstm", 1, True, True), ("gru", 2, False, False)])  # fmt: skip
 def test_torch_export_keeps_batch_length_and_lengths_dynamic_and_exact(cell, layers, bidirectional, use_lengths):
     """Under torch.export each layer-direction is one scan over time (cells.reference.scanned), so the program is
     exact at another batch size, length and lengths; torch.nn's own LSTM has its length fixed there."""
@@ -208,7 +209,7 @@ def test_torch_export_keeps_batch_length_and_lengths_dynamic_and_exact(cell, lay
         torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("cell,layers,bidirectional", [("gru", 1, True), ("rnn", 2, False)])
+@pytest.mark.parametrize("cell,layers,bidirectional", [("rnn-relu", 1, True)])
 def test_the_dynamo_onnx_exporter_keeps_lengths_exact(cell, layers, bidirectional):
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")

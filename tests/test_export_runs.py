@@ -39,12 +39,13 @@ def root(tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ lm
-@pytest.mark.parametrize("model", ["lstm", "gru", "transformer"])
-def test_lm_greedy_generation_and_logits_equal_pytorch(root, model):
+@pytest.mark.parametrize("model,tokenizer", [("lstm", "char"), ("gru", "bpe"), ("transformer", "char")])
+def test_lm_greedy_generation_and_logits_equal_pytorch(root, model, tokenizer):
     corpus = root / "corpus.txt"
     corpus.write_text(TEXT)
     args = ["lm", "train", str(corpus), "--model", model, "--hidden", "32", "--embed", "16", "--layers", "2",
-            "--steps", "30", "--seq-len", "12", "--batch", "4", "--eval-every", "30"]  # fmt: skip
+            "--steps", "30", "--seq-len", "12", "--batch", "4", "--eval-every", "30", "--tokenizer", tokenizer,
+            *(["--vocab-size", "300"] if tokenizer == "bpe" else [])]  # fmt: skip
     run = train(args, root / f"lm-{model}")
     folder = export(run)
     net, tok, _ = lm.load(run)
@@ -56,7 +57,7 @@ def test_lm_greedy_generation_and_logits_equal_pytorch(root, model):
         logits = net(torch.from_numpy(ids))[0].numpy()
     np.testing.assert_allclose(rt.logits(ids), logits, rtol=1e-4, atol=1e-4)
     sampled = rt.generate("The ", 40, temperature=0.8, top_k=5, top_p=0.9, seed=3)
-    assert sampled == rt.generate("The ", 40, temperature=0.8, top_k=5, top_p=0.9, seed=3) and len(sampled) == 40
+    assert sampled == rt.generate("The ", 40, temperature=0.8, top_k=5, top_p=0.9, seed=3) and sampled
 
 
 def test_lm_step_state_is_constant_in_size(root):
@@ -211,19 +212,39 @@ def test_anomaly_scores_equal_pytorch(root, detector):
 
 
 # ------------------------------------------------------------------------------------------------ no torch
-def test_the_runtime_never_imports_torch(root):
+def test_the_runtime_reproduces_pytorch_in_a_process_without_torch(root, tmp_path):
+    """The runtime's outputs, computed where torch is never imported, equal PyTorch's computed here."""
+    xs = [np.linspace(0, 8, 5 + 4 * i, dtype=np.float32)[:, None].repeat(2, 1) + 5 for i in range(3)]
+    np.savez(tmp_path / "in.npz", *xs)
     code = (
-        "import sys, numpy as np\n"
+        "import sys, json, numpy as np\n"
         "from seqlab.export.runtime import load\n"
-        f"p = load({str(root / 'classify-gru' / 'export')!r}).predict_proba([np.ones((5, 2), np.float32)])\n"
-        f"t = load({str(root / 'lm-lstm' / 'export')!r}).generate('The', 20, greedy=True)\n"
-        f"f = load({str(root / 'forecast-lstm' / 'export')!r}).forecast([np.arange(30.0)])\n"
-        "assert p.shape == (1, 3) and len(t) == 20 and f.mean.shape == (1, 6, 1)\n"
+        f"xs = list(np.load({str(tmp_path / 'in.npz')!r}).values())\n"
+        f"p = load({str(root / 'classify-gru' / 'export')!r}).predict_proba(xs)\n"
+        f"t = load({str(root / 'lm-lstm' / 'export')!r}).generate('The q', 200, greedy=True)\n"
+        f"f = load({str(root / 'forecast-lstm' / 'export')!r}).forecast([np.arange(30.0) + 50])\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
-        "print('ok')\n"
+        f"np.savez({str(tmp_path / 'out.npz')!r}, p=p, f=f.mean, q=f.quantiles)\n"
+        f"open({str(tmp_path / 'text.json')!r}, 'w').write(json.dumps(t))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    assert done.returncode == 0, done.stderr
+    got = np.load(tmp_path / "out.npz")
+    net, inputs, _ = classify.load(root / "classify-gru")
+    with torch.no_grad():
+        want = [torch.softmax(net(torch.from_numpy(s)[None], torch.tensor([len(s)])), -1)[0].numpy()
+                for s in inputs.series(xs, ["a", "b", "c"])]  # fmt: skip
+    np.testing.assert_allclose(got["p"], np.stack(want), atol=1e-5)
+    model, tok, _ = lm.load(root / "lm-lstm")
+    assert json.loads((tmp_path / "text.json").read_text()) == "".join(
+        lm.generate(model, tok, "The q", 200, greedy=True)
+    )
+    net, cfg, _ = forecast.load(root / "forecast-lstm")
+    hist = torch.from_numpy((np.arange(30.0) + 50)[-cfg.context :, None].astype(np.float32))[None]
+    z, mean, std = forecast.task.normalize(torch.cat([hist, torch.zeros(1, cfg.horizon, 1)], 1), cfg.context)
+    with torch.no_grad():
+        q = net(z[:, : cfg.context])[0] * std[..., None] + mean[..., None]
+    np.testing.assert_allclose(got["q"], q.numpy(), rtol=1e-4, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------ bad input

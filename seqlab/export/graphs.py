@@ -106,7 +106,6 @@ class AttentionStep(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.transformer = model.backbone.transformer
 
     def forward(self, token: Tensor, k: Tensor, v: Tensor, pos: Tensor):
         from ..layers import KVCache

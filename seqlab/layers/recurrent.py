@@ -18,7 +18,8 @@ once per stretch of steps with the same active rows, carrying the state (no padd
 
 Under a tracer (torch.jit.trace, torch.onnx.export(..., dynamo=False)) every call runs PyTorch's own op, packed
 when lengths are given, as torch.nn does: the graph is exact at other batch sizes, lengths and ``lengths``
-(which must then be ≥ 1). torch.export refuses lengths in words (see ``Recurrent._traced_packed``).
+(which must then be ≥ 1). Under torch.export (and the dynamo exporter) each layer-direction is one scan over time
+(``Recurrent._exported``), which keeps T and lengths dynamic there too; a PackedSequence is refused there in words.
 
 ``quantize_dynamic`` quantizes LSTM and GRU as torch's does torch.nn's, into torch's quantized modules.
 """
@@ -238,10 +239,10 @@ class Recurrent(nn.Module):
         packed = isinstance(input, PackedSequence)
         if packed and lengths is not None:
             raise ValueError(f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other")
-        if (packed or lengths is not None) and tracing() and not torch.compiler.is_exporting():
+        # jit.trace and the TorchScript exporter: PyTorch's packed op. torch.export takes lengths in _run's scans
+        # (_exported), and a PackedSequence is refused there in words (_traced_packed).
+        if tracing() and (packed or (lengths is not None and not torch.compiler.is_exporting())):
             return self._traced_packed(input, hx, lengths, weights)
-        if packed and torch.compiler.is_exporting():
-            self._traced_packed(input, hx, lengths, weights)  # refuses in words
         if packed:
             x, lengths = pad_packed_sequence(input)  # (T, B, I) in the caller's row order
             batched = True
