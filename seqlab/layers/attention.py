@@ -54,10 +54,6 @@ class KVCache:
     v: list[Tensor]
     pos: Tensor  # (S,) int64, the absolute position of each cached key
 
-    @property
-    def next_pos(self) -> int:
-        return int(self.pos[-1]) + 1 if len(self.pos) else 0
-
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (*self.k, *self.v))
 
