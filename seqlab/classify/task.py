@@ -30,7 +30,7 @@ from ..data.errors import DataError
 from ..data.preprocess import SeriesPrep
 from ..data.sequences import Buckets, Labels, SequenceSet, pad, stratified_split
 from ..data.tables import Columns, Table, read_table
-from ..data.tokenizers import CharTokenizer, Tokenizer, load_tokenizer, train_tokenizer
+from ..data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 from ..layers import POOLINGS
 from ..models import Classifier, Ensemble
 from ..models.backbone import BACKBONES, CONVOLUTIONAL, check_heads
@@ -189,10 +189,7 @@ class Inputs:
         return None if self.tokenizer is None else self.tokenizer.vocab_size + 1
 
     def encode_text(self, text: str) -> np.ndarray:
-        if isinstance(self.tokenizer, CharTokenizer):
-            unknown = self.tokenizer.vocab_size
-            return np.array([self.tokenizer.index.get(c, unknown) for c in text], dtype=np.int64)
-        return np.array(self.tokenizer.encode(text), dtype=np.int64)
+        return np.array(self.tokenizer.encode_any(text), dtype=np.int64)
 
     def prepare(self, table: Table, labelled: bool | None = None) -> SequenceSet:
         """A table -> model-ready sequences (with class indices when it has labels and ``labelled`` is not False)."""

@@ -1,7 +1,6 @@
 """Text sources, tokenizers and the token streams that feed the models."""
 
 from .errors import DataError
-from .streams import Streams, TokenFile, encode_corpus
 from .text import BUILTIN, TextSource, open_source
 from .tokenizers import Decoder, Tokenizer, load_tokenizer, train_tokenizer
 
@@ -18,3 +17,13 @@ __all__ = [
     "open_source",
     "train_tokenizer",
 ]
+
+
+def __getattr__(name: str):
+    # The token streams hold torch tensors; they load on first use, so the tokenizers serve seqlab.export.runtime,
+    # which runs where torch is not installed.
+    if name in ("Streams", "TokenFile", "encode_corpus"):
+        from . import streams
+
+        return getattr(streams, name)
+    raise AttributeError(f"module 'seqlab.data' has no attribute {name!r}")

@@ -40,8 +40,18 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         return b"".join(self.token_bytes(i) for i in ids).decode("utf-8", "replace")
 
+    def encode_any(self, text: str) -> list[int]:
+        """``encode``, where a piece never seen in training takes the id ``vocab_size``, one past the vocabulary (a
+        classifier's embedding has a row for it). Only characters can be unseen: words map to <unk>, and byte-level
+        BPE encodes anything."""
+        return self.encode(text)
+
+    def spec(self) -> dict:
+        """What tokenizer.json holds, and tokenizer_from_json reads back."""
+        return {"kind": self.kind, **self.to_json()}
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"kind": self.kind, **self.to_json()}, ensure_ascii=False))
+        path.write_text(json.dumps(self.spec(), ensure_ascii=False))
 
 
 class Decoder:
@@ -81,6 +91,9 @@ class CharTokenizer(Tokenizer):
         except KeyError:
             missing = sorted({c for c in text if c not in self.index})
             raise DataError(f"characters not in the vocabulary: {''.join(missing)!r}") from None
+
+    def encode_any(self, text: str) -> list[int]:
+        return [self.index.get(c, len(self.chars)) for c in text]
 
     def token_bytes(self, i: int) -> bytes:
         return self.chars[i].encode("utf-8", "surrogatepass")
@@ -192,18 +205,24 @@ def train_tokenizer(kind: str, docs_factory, vocab_size: int) -> Tokenizer:
     return tok
 
 
+def tokenizer_from_json(spec: dict) -> Tokenizer:
+    """The tokenizer that ``spec()`` describes (a run's tokenizer.json, or export.json's)."""
+    kind = spec["kind"]
+    if kind == "char":
+        return CharTokenizer(spec["chars"])
+    if kind == "word":
+        return WordTokenizer(spec["words"])
+    if kind == "bpe":
+        from tokenizers import Tokenizer as HF
+
+        return BPETokenizer(HF.from_str(json.dumps(spec["hf"])))
+    raise DataError(f"unknown tokenizer kind {kind!r}")
+
+
 def load_tokenizer(path: Path) -> Tokenizer:
     try:
-        spec = json.loads(path.read_text())
-        kind = spec["kind"]
-        if kind == "char":
-            return CharTokenizer(spec["chars"])
-        if kind == "word":
-            return WordTokenizer(spec["words"])
-        if kind == "bpe":
-            from tokenizers import Tokenizer as HF
-
-            return BPETokenizer(HF.from_str(json.dumps(spec["hf"])))
+        return tokenizer_from_json(json.loads(path.read_text()))
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path}: not a readable seqlab tokenizer ({e})") from None
-    raise DataError(f"{path}: unknown tokenizer kind {kind!r}")

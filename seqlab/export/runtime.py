@@ -1,4 +1,5 @@
-"""Run an exported seqlab model with numpy and onnxruntime alone: no torch, no seqlab beyond this file.
+"""Run an exported seqlab model with numpy and onnxruntime: no torch (of seqlab, only its tokenizers, which are
+plain Python).
 
     from seqlab.export.runtime import load
     lm = load("runs/notes/export")           # the folder ``seqlab export`` wrote
@@ -10,24 +11,23 @@
 
 What seqlab does before and after its model (tokenizing, padding, cutting a history to the run's context, the
 anomaly score's Gaussian and smoothing) is done here from export.json, the same way; the scaling is inside the
-graphs. Wrong shapes or dtypes get a ValueError naming what the graph expects. Only ``tokenizers`` (for a byte-level
-BPE vocabulary) is imported besides numpy and onnxruntime, and only when such a vocabulary is used.
+graphs. Wrong shapes or dtypes get a ValueError naming what the graph expects. HF ``tokenizers`` is imported only for
+a byte-level BPE vocabulary.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from ..data.tokenizers import Decoder, tokenizer_from_json  # the data package loads torch only for its streams
+
 FORMAT = 1  # the newest export.json this runtime reads
 BATCH = 256  # sequences per onnxruntime call
-WORD_RE = re.compile(r"\w+|\s+|[^\w\s]", re.UNICODE)  # seqlab.data.tokenizers' word pattern
 
 
 def load(folder: str | Path, threads: int | None = None, spinning: bool = True):
@@ -111,61 +111,13 @@ def as_series(items, channels: int, what: str = "series") -> list[np.ndarray]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ tokenizers
-class Tokenizer:
-    """seqlab's char, word and byte-level BPE tokenizers, from export.json: encode, and the bytes of each token."""
-
-    def __init__(self, spec: dict, unknown: int | None = None):
-        self.kind, self.unknown = spec["kind"], unknown
-        if self.kind == "char":
-            self.pieces = spec["chars"]
-            self.index = {c: i for i, c in enumerate(self.pieces)}
-            self.bytes = [c.encode("utf-8", "surrogatepass") for c in self.pieces]
-        elif self.kind == "word":
-            self.index = {w: i for i, w in enumerate(spec["words"])}
-            self.bytes = [w.encode("utf-8", "surrogatepass") for w in spec["words"]]
-        else:
-            from tokenizers import Tokenizer as HF
-
-            self.hf = HF.from_str(json.dumps(spec["hf"]))
-            alphabet = byte_alphabet()
-            self.bytes = [b""] * self.hf.get_vocab_size()
-            for token, i in self.hf.get_vocab().items():
-                self.bytes[i] = bytes(alphabet[c] for c in token)
-
-    def encode(self, text: str) -> list[int]:
-        if self.kind == "char":
-            if self.unknown is not None:
-                return [self.index.get(c, self.unknown) for c in text]
-            missing = sorted({c for c in text if c not in self.index})
-            if missing:
-                raise ValueError(f"characters not in the vocabulary: {''.join(missing)!r}")
-            return [self.index[c] for c in text]
-        if self.kind == "word":
-            return [self.index.get(w, 0) for w in WORD_RE.findall(text)]
-        return self.hf.encode(text).ids
-
-
-def byte_alphabet() -> dict[str, int]:
-    """GPT-2's printable character for each byte, inverted (byte-level BPE's tokens are written in it)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, n = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[chr(b)] = b
-        else:
-            chars[chr(256 + n)] = b
-            n += 1
-    return chars
-
-
 # ------------------------------------------------------------------------------------------------ lm
 class LanguageModel(Exported):
     """``logits(tokens)``, and ``generate``: streaming generation on step.onnx at constant memory per token."""
 
     def __init__(self, folder: Path, meta: dict, threads: int | None = None, spinning: bool = True):
         super().__init__(folder, meta, threads, spinning)
-        self.tokenizer = Tokenizer(meta["tokenizer"])
+        self.tokenizer = tokenizer_from_json(meta["tokenizer"])
         self.step_inputs = self.contracts["step.onnx"]["inputs"][1:]  # the state, after the token
 
     def logits(self, tokens: np.ndarray) -> np.ndarray:
@@ -192,15 +144,14 @@ class LanguageModel(Exported):
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         ids = self.tokenizer.encode(prompt) if prompt else self.meta["start"]
-        rng = np.random.default_rng(seed)
-        utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        rng, decode = np.random.default_rng(seed), Decoder(self.tokenizer)
         state, names = self.start_state(1), [s["name"] for s in self.step_inputs]
         for i in ids:
             logits, *new = self.run("step.onnx", token=np.array([i], np.int64), **state)
             state = dict(zip(names, new, strict=True))
         for _ in range(length):
             nxt = choose(logits[0].astype(np.float64), temperature, top_k, top_p, greedy, rng)
-            piece = utf8.decode(self.tokenizer.bytes[nxt])
+            piece = decode(nxt)
             if piece:
                 yield piece
             logits, *new = self.run("step.onnx", token=np.array([nxt], np.int64), **state)
@@ -237,12 +188,12 @@ class Classifier(Exported):
         super().__init__(folder, meta, threads, spinning)
         self.classes = np.array(meta["classes"])
         self.text = meta["kind"] == "text"
-        self.tokenizer = Tokenizer(meta["tokenizer"], meta.get("unknown")) if self.text else None
+        self.tokenizer = tokenizer_from_json(meta["tokenizer"]) if self.text else None
 
     def predict_proba(self, items) -> np.ndarray:
         """(n, K): each sequence's class probabilities, in the order of ``classes``."""
         if self.text:
-            seqs = [np.array(self.tokenizer.encode(t), np.int64) for t in items]
+            seqs = [np.array(self.tokenizer.encode_any(t), np.int64) for t in items]
             for i, s in enumerate(seqs):
                 if len(s) == 0:
                     raise ValueError(f"text {i}: no tokens")

@@ -30,17 +30,15 @@ TOLERANCE = 1e-4  # onnxruntime against PyTorch on the probe, relative to the ou
 EXPORTABLE = ("lm", "classify", "forecast", "autoencode")
 
 
-def describe(run: Path, which: str) -> tuple[list[Graph], dict]:
+def describe(run: Path, task: str, which: str) -> tuple[list[Graph], dict]:
     """The run's graphs and what export.json says besides their contracts."""
-    task = runs.task_of(run)
     if task not in EXPORTABLE:
         raise DataError(f"{run}: a {task} run; seqlab export writes {', '.join(EXPORTABLE)} runs")
     if task == "lm":
-        from ..lm.task import load
+        from ..lm.task import load, start_ids
 
         model, tokenizer, cfg = load(run, which)
-        spec = {"tokenizer": {"kind": tokenizer.kind, **tokenizer.to_json()}, "model": cfg.model,
-                "start": start_ids(tokenizer)}  # fmt: skip
+        spec = {"tokenizer": tokenizer.spec(), "model": cfg.model, "start": start_ids(tokenizer)}
         return lm_graphs(model, tokenizer.vocab_size, cfg.seq_len), spec
     if task == "classify":
         from ..classify.task import load
@@ -48,8 +46,7 @@ def describe(run: Path, which: str) -> tuple[list[Graph], dict]:
         model, inputs, cfg = load(run, which)
         spec = {**inputs.to_json(), "model": cfg.model, "max_len": cfg.max_len}
         if inputs.tokenizer is not None:
-            spec["tokenizer"] = {"kind": inputs.tokenizer.kind, **inputs.tokenizer.to_json()}
-            spec["unknown"] = inputs.tokenizer.vocab_size  # unseen characters' id (Inputs.encode_text)
+            spec["tokenizer"] = inputs.tokenizer.spec()
         return classify_graphs(model, spec, inputs.vocab_size), spec
     if task == "forecast":
         from ..forecast.task import load, loss_kind, quantile_levels
@@ -70,12 +67,6 @@ def describe(run: Path, which: str) -> tuple[list[Graph], dict]:
     spec = {"detector": cfg.detector, "model": cfg.model, "window": cfg.window, "smooth": cfg.smooth,
             "score": cfg.score, "ahead": cfg.ahead, **{k: saved[k] for k in keys if k in saved}}  # fmt: skip
     return autoencode_graphs(model, saved), spec
-
-
-def start_ids(tokenizer) -> list[int]:
-    from ..lm.task import start_ids as start
-
-    return start(tokenizer)
 
 
 def write_onnx(graph: Graph, path: Path) -> None:
@@ -143,7 +134,8 @@ def export_run(run: str | Path, out: str | Path | None = None, which: str = "bes
     out = Path(out) if out is not None else run / "export"
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; give --force to replace it, or another --out")
-    graphs, spec = describe(run, which)
+    task = runs.task_of(run)
+    graphs, spec = describe(run, task, which)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         files, sizes = [], {}
@@ -160,7 +152,7 @@ def export_run(run: str | Path, out: str | Path | None = None, which: str = "bes
             if int8:
                 said += f"; int8: {size['int8'] / 1e6:.2f} MB, differs by {size['int8_difference']:.1e}"
             echo(said)
-        meta = {"format": FORMAT, "seqlab": __version__, "task": runs.task_of(run), "run": str(run),
+        meta = {"format": FORMAT, "seqlab": __version__, "task": task, "run": str(run),
                 "checkpoint": which, "quantized": "int8" if int8 else None, "graphs": files, "sizes": sizes,
                 **spec}  # fmt: skip
         (Path(tmp) / "export.json").write_text(json.dumps(meta, indent=1))
