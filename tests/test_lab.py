@@ -47,3 +47,30 @@ def test_lab_gradients_shows_what_forget_bias_and_orthogonal_init_do(tmp_path):
     assert abs(radius["rnn orthogonal"] - 1) < 1e-6 and radius["rnn"] < 1
     assert {r["phase"] for r in rows} == {"init", "after 10 steps"}
     assert (out / "gradients.png").exists()
+
+
+def test_lab_parity_and_selective_copy_compare_every_family(tmp_path):
+    import json
+    import math
+
+    out = tmp_path / "parity"
+    assert main(["lab", "parity", "--lengths", "5", "--seeds", "1", "--steps", "10", "--eval-every", "10",
+                 "--hidden", "8", "--out", str(out), "--threads", "1"]) == 0  # fmt: skip
+    rows = read(out / "results.csv")  # by default every family: the task is there to tell them apart
+    assert [r["model"] for r in rows] == ["rnn", "lstm", "gru", "mingru", "minlstm", "transformer"]
+    assert all(abs(float(r["baseline"]) - math.log(2)) < 1e-12 and 0 <= float(r["final_accuracy"]) <= 1 for r in rows)
+    assert "final_accuracy" in (out / "table.md").read_text()
+    sel = tmp_path / "selective"
+    assert main(["lab", "selective", "--lengths", "12", "--layers", "2", "--seeds", "1", "--steps", "10",
+                 "--eval-every", "10", "--hidden", "8", "--models", "mingru,lstm", "--out", str(sel),
+                 "--threads", "1"]) == 0  # fmt: skip
+    rows = read(sel / "results.csv")
+    assert all(abs(float(r["baseline"]) - math.log(8)) < 1e-12 and "recall_accuracy" in r for r in rows)
+    config = json.loads((sel / "selective-T12-mingru-seed0" / "config.json").read_text())
+    assert config["config"]["layers"] == 2
+
+
+def test_lab_gradients_refuses_what_it_cannot_record(tmp_path, capsys):
+    assert main(["lab", "gradients", "--models", "lstm,mingru", "--lengths", "8", "--steps", "2", "--out",
+                 str(tmp_path / "g")]) == 2  # fmt: skip
+    assert "leave mingru out of --models" in capsys.readouterr().err

@@ -292,3 +292,31 @@ def test_every_tokenizer_and_tied_weights_train_save_and_load(corpus, tmp_path, 
     assert text and "".join(lm.generate(loaded, tok2, "The quick", 20, seed=0)) == text
     metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["val_bpc"] > 0 and math.isfinite(metrics["val_bpc"])
+
+
+def test_compare_trains_each_family_at_the_transformers_parameter_count(corpus, tmp_path):
+    from seqlab.lm import compare
+
+    rows = compare.compare(str(corpus), 0.02, ["mingru", "minlstm", "transformer"], tmp_path, echo=lambda s: None)
+    params = {r["model"]: r["params"] for r in rows}
+    for model in ("mingru", "minlstm"):  # matched in steps of 8 hidden units: within 3% of the Transformer
+        assert abs(params[model] / params["transformer"] - 1) < 0.03, params
+    assert all(math.isfinite(r["best_bpc"]) and r["steps"] >= 1 for r in rows)
+    table = (tmp_path / "table.md").read_text()
+    assert "| mingru |" in table and "| minlstm |" in table
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "mingru" / "checkpoints" / "best.safetensors").exists()
+
+
+def test_generation_state_is_constant_for_recurrences_and_grows_for_attention(tmp_path):
+    from seqlab.lm import compare
+
+    rows = compare.speed(24, tmp_path, ("lstm", "mingru", "transformer"), vocab=50, echo=lambda s: None)
+    state = {m: [r["state_bytes"] for r in rows if r["model"] == m] for m in ("lstm", "mingru", "transformer")}
+    assert len(state["lstm"]) == len(state["mingru"]) == 24
+    assert len(set(state["lstm"])) == 1 and len(set(state["mingru"])) == 1  # (h, c) or h: the same every token
+    grows = [b - a for a, b in zip(state["transformer"], state["transformer"][1:], strict=False)]
+    assert len(set(grows)) == 1 and grows[0] > 0  # one more key and value per token
+    configs = {c.model: c for c in compare.configs_for_speed(("lstm", "mingru"), 24, 50)}
+    assert state["mingru"][0] == 2 * configs["mingru"].hidden * 4  # two layers of h, float32
+    assert state["lstm"][0] == 2 * 2 * configs["lstm"].hidden * 4  # two layers of (h, c)
+    assert (tmp_path / "speed.csv").exists() and (tmp_path / "speed.png").exists()

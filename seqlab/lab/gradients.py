@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint, runs
+from ..models.backbone import RECURRENT
 from ..models.memory import MemoryModel
 from ..train import pyplot, read_metrics
 from .task import LabConfig, MemoryTask, run_one
@@ -49,10 +50,9 @@ def spectral_radius(model: MemoryModel) -> float:
 def run_gradients(task: str, T: int, models: list[str], steps: int, out: Path, echo=print) -> list[dict]:
     """||∂L/∂h_t|| against t at initialisation (every variant) and after ``steps`` steps of training (each model),
     the gradient norm before clipping during training, and the RNN's spectral radius: gradients.csv and .png."""
-    if "transformer" in models:
-        raise ValueError(
-            "lab gradients records ||dL/dh_t|| through recurrent layers; leave transformer out of --models"
-        )
+    if other := [m for m in models if m not in RECURRENT]:
+        raise ValueError(f"lab gradients records ||dL/dh_t|| through the bptt layers (rnn, lstm, gru); leave "
+                         f"{', '.join(other)} out of --models")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
 

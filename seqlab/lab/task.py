@@ -1,10 +1,18 @@
-"""The memory lab: does a model remember across T steps? Adding problem and copy-memory task, every model on the
-same data and budget, with the protocol of the papers it reproduces.
+"""The memory lab: does a model remember across T steps? Every model on the same data and budget, with the protocol
+of the papers it reproduces:
+
+- adding: the sum of two marked values among T (the last step's MSE);
+- copy: 10 symbols recalled after T blanks (cross-entropy at every step);
+- parity: the running parity of T bits (cross-entropy at every step), which a recurrence whose gates read the input
+  only (minGRU, minLSTM) cannot compute: its state never flips sign;
+- selective: 10 symbols at random positions among T blanks, recalled in order (cross-entropy at the recall steps),
+  which needs gates that read the input: the task minGRU is reported to solve.
 
 Default protocol: one recurrent layer of 128 units and a linear read-out, batch 50, Adam at 1e-3 (constant),
 gradient-norm clipping at 1.0, fresh training batches every step, a fixed test set of 1000 sequences drawn from a
-separate seed, evaluation every 250 steps, LSTM forget-gate bias 1. Each (task, length, model, seed) is an
-ordinary run directory written by seqlab.train, so an interrupted lab continues where it stopped.
+separate seed, evaluation every 250 steps, LSTM forget-gate bias 1. ``layers`` stacks recurrent layers (Feng et al.
+2024 stack minGRU for selective copying). Each (task, length, model, seed) is an ordinary run directory written by
+seqlab.train, so an interrupted lab continues where it stopped.
 
 The literature's pattern (README): on the adding problem a tanh RNN stays at the baseline MSE 1/6 for T >= 100,
 while an LSTM solves T = 100 in about 1.5-3.5 k steps; on the copy task at T = 200 an LSTM stays near its baseline.
@@ -22,12 +30,27 @@ import torch
 from torch.nn import functional as F
 
 from .. import checkpoint, runs
-from ..data.synthetic import ADDING_BASELINE, COPY_LENGTH, COPY_MARKER, adding, copy_baseline, copy_memory
+from ..data.synthetic import (
+    ADDING_BASELINE,
+    COPY_LENGTH,
+    COPY_MARKER,
+    PARITY_BASELINE,
+    SELECTIVE_BASELINE,
+    adding,
+    copy_baseline,
+    copy_memory,
+    parity,
+    selective_copy,
+)
 from ..models.backbone import BACKBONES
 from ..models.memory import MemoryModel
 from ..train import Task, TrainConfig, pyplot, read_metrics, train
 
-TASKS = ("adding", "copy")
+TASKS = ("adding", "copy", "parity", "selective")
+METRIC = {"adding": "solved_fraction", "copy": "recall_accuracy", "parity": "final_accuracy",
+          "selective": "recall_accuracy"}  # fmt: skip
+"""Each task's score beside its loss: the fraction of sums within 0.04; the symbols recalled; the parity of the
+whole sequence (its last step) right."""
 MODELS = BACKBONES
 SOLVED = 0.04  # an adding-problem answer within 0.04 of the sum counts as solved (the IndRNN/uRNN papers' margin)
 
@@ -36,8 +59,8 @@ SOLVED = 0.04  # an adding-problem answer within 0.04 of the sum counts as solve
 class LabConfig(TrainConfig):
     """One lab run; the loop's fields are TrainConfig's, set here to the protocol's values."""
 
-    RULES: ClassVar[dict[str, str]] = {"T": ">=1", "hidden": ">=1", "batch": ">=1", "test_size": ">=1", "blocks": ">=1",
-                                       "heads": ">=1"}  # fmt: skip
+    RULES: ClassVar[dict[str, str]] = {"T": ">=1", "hidden": ">=1", "layers": ">=1", "batch": ">=1", "test_size": ">=1",
+                                       "blocks": ">=1", "heads": ">=1"}  # fmt: skip
 
     lr: float = 1e-3  # Adam, constant: min_lr = lr and no warm-up
     min_lr: float = 1e-3
@@ -52,6 +75,7 @@ class LabConfig(TrainConfig):
     T: int = 100
     model: str = "lstm"
     hidden: int = 128
+    layers: int = 1  # recurrent layers (the papers' protocol: one)
     batch: int = 50
     test_size: int = 1000
     forget_bias: float = 1.0  # LSTM only
@@ -61,7 +85,10 @@ class LabConfig(TrainConfig):
 
 
 def baseline(task: str, T: int) -> float:
-    return ADDING_BASELINE if task == "adding" else copy_baseline(T)
+    """The loss of the best answer that remembers nothing."""
+    return {"adding": ADDING_BASELINE, "parity": PARITY_BASELINE, "selective": SELECTIVE_BASELINE}.get(
+        task, copy_baseline(T)
+    )
 
 
 class MemoryTask(Task):
@@ -70,26 +97,19 @@ class MemoryTask(Task):
     def __init__(self, cfg: LabConfig):
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
-        if cfg.task == "adding":
-            self.model = MemoryModel(cfg.model, 2, cfg.hidden, 1, forget_bias=cfg.forget_bias,
-                                     orthogonal=cfg.orthogonal, blocks=cfg.blocks, heads=cfg.heads)  # fmt: skip
-            self.make, self.length = adding, cfg.T
-        else:
-            self.model = MemoryModel(
-                cfg.model,
-                COPY_MARKER + 1,
-                cfg.hidden,
-                COPY_MARKER,
-                one_hot=True,
-                forget_bias=cfg.forget_bias,
-                orthogonal=cfg.orthogonal,
-                blocks=cfg.blocks,
-                heads=cfg.heads,
-            )
-            self.make, self.length = copy_memory, cfg.T + 2 * COPY_LENGTH  # symbols, T blanks, marker, recall
+        make, n_in, n_out, extra = {
+            "adding": (adding, 2, 1, 0),
+            "copy": (copy_memory, COPY_MARKER + 1, COPY_MARKER, 2 * COPY_LENGTH),  # symbols, T blanks, marker, recall
+            "parity": (parity, 2, 2, 0),
+            "selective": (selective_copy, COPY_MARKER + 1, COPY_MARKER, COPY_LENGTH),  # T steps, then the markers
+        }[cfg.task]
+        self.model = MemoryModel(cfg.model, n_in, cfg.hidden, n_out, one_hot=cfg.task != "adding",
+                                 forget_bias=cfg.forget_bias, orthogonal=cfg.orthogonal, blocks=cfg.blocks,
+                                 heads=cfg.heads, layers=cfg.layers)  # fmt: skip
+        self.make, self.length = make, cfg.T + extra
         self.test = self.make(cfg.test_size, cfg.T, seed=1_000_000 + cfg.seed)  # never a training seed
         self.tokens_per_step = cfg.batch * self.length
-        self.loss_name = "test MSE" if cfg.task == "adding" else "cross-entropy per step (nats)"
+        self.loss_name = "test MSE" if cfg.task == "adding" else "cross-entropy per scored step (nats)"
 
     def batch(self, step: int):
         return self.make(self.cfg.batch, self.cfg.T, seed=self.cfg.seed * 100_003 + step)
@@ -101,7 +121,9 @@ class MemoryTask(Task):
     def _loss_of(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.cfg.task == "adding":
             return F.mse_loss(out, y)  # the last step's read-out against the sum
-        return F.cross_entropy(out.flatten(0, 1), y.flatten())  # every step
+        if self.cfg.task == "selective":
+            out, y = out[:, -COPY_LENGTH:], y[:, -COPY_LENGTH:]  # the recall steps only
+        return F.cross_entropy(out.flatten(0, 1), y.flatten())
 
     def _loss(self, x, y, model: MemoryModel | None = None) -> torch.Tensor:
         return self._loss_of(self._predict(x, model), y)
@@ -114,8 +136,13 @@ class MemoryTask(Task):
         x, y = self.test
         out = self._predict(x)
         result = {"val_loss": float(self._loss_of(out, y))}
-        if self.cfg.task == "adding":
+        task = self.cfg.task
+        if task == "adding":
             result["solved_fraction"] = float(((out - y).abs() < SOLVED).float().mean())
+        elif task == "parity":
+            right = out.argmax(-1) == y
+            result["final_accuracy"] = float(right[:, -1].float().mean())  # the parity of all T bits
+            result["step_accuracy"] = float(right.float().mean())
         else:
             recall = slice(-COPY_LENGTH, None)  # the steps where the symbols are due
             result["recall_accuracy"] = float((out[:, recall].argmax(-1) == y[:, recall]).float().mean())
@@ -175,7 +202,7 @@ def run_lab(
                     "first_step_below_10pct": first_below(records, level),
                     "seconds": time.monotonic() - t0,
                 }
-                extra = "solved_fraction" if task == "adding" else "recall_accuracy"
+                extra = METRIC[task]
                 row[extra] = records[-1][extra]
                 rows.append(row)
                 curves += [
@@ -196,7 +223,7 @@ def run_lab(
 
 def table(rows: list[dict]) -> str:
     """Per model and length: final test loss of each seed, the step each first fell below 10% of the baseline."""
-    extra = "solved_fraction" if rows[0]["task"] == "adding" else "recall_accuracy"
+    extra = METRIC[rows[0]["task"]]
     lines = [
         f"| T | model | final test loss (per seed) | baseline | first step < 10% of baseline | {extra} |",
         "|---|---|---|---|---|---|",
@@ -217,7 +244,8 @@ def plot(path: Path, task: str, curves: list[dict], lengths: list[int]) -> None:
     if plt is None:
         return
     fig, axes = plt.subplots(1, len(lengths), figsize=(5 * len(lengths), 3.8), squeeze=False)
-    colors = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "transformer": "tab:purple"}
+    colors = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "transformer": "tab:purple",
+              "mingru": "tab:olive", "minlstm": "tab:cyan"}  # fmt: skip
     for ax, T in zip(axes[0], lengths, strict=True):
         for key in sorted({(c["model"], c["seed"]) for c in curves if c["T"] == T}):
             pts = [(c["step"], c["loss"]) for c in curves if c["T"] == T and (c["model"], c["seed"]) == key]

@@ -8,7 +8,8 @@ from pathlib import Path
 from .. import flags, runs
 from .task import LMConfig
 
-MODELS = ("lstm", "gru", "rnn", "transformer")
+MODELS = ("lstm", "gru", "rnn", "mingru", "minlstm", "transformer")
+COMPARED = ["lstm", "gru", "mingru", "minlstm", "transformer"]  # compare's and speed's default
 
 
 def add_parser(sub, common) -> None:
@@ -40,17 +41,18 @@ def add_parser(sub, common) -> None:
     )
     flags.add_config_flags(bn, LMConfig, skip=("data", "minutes"))
     cp = lm_sub.add_parser("compare", parents=[common],
-                           help="LSTM, GRU and Transformer at comparable size: bpc against CPU minutes")  # fmt: skip
+                           help="recurrent and attention models of one size: bpc against CPU minutes")  # fmt: skip
     cp.add_argument("data", nargs="?", default="pydoc")
     cp.add_argument(
         "--minutes", type=flags.ranged(">0", float), default=10.0, help="training budget per model (default 10)"
     )
-    cp.add_argument("--models", type=flags.comma_list(MODELS), default=["lstm", "gru", "transformer"])
+    cp.add_argument("--models", type=flags.comma_list(MODELS), default=COMPARED)
     cp.add_argument("--out", help="comparison folder (an existing one is continued)")
     sp = lm_sub.add_parser(
         "speed", parents=[common], help="per-token generation time and state memory against position"
     )
     sp.add_argument("--positions", type=flags.ranged(">=1"), default=4096)
+    sp.add_argument("--models", type=flags.comma_list(MODELS), default=COMPARED)
     sp.add_argument("--out", help="folder for speed.csv and speed.png")
     ev = lm_sub.add_parser("eval", parents=[common], help="bits per character of a text under a run's model")
     ev.add_argument("run")
@@ -113,7 +115,7 @@ def speed(args) -> None:
     if args.positions < 1:
         raise ValueError(f"--positions must be at least 1, got {args.positions}")
     out = Path(args.out) if args.out else runs.default_dir("lm-speed")
-    compare.speed(args.positions, out, echo=lambda s: print(s, flush=True))
+    compare.speed(args.positions, out, tuple(args.models), echo=lambda s: print(s, flush=True))
     print(f"written to {out}: speed.csv, speed.png")
 
 

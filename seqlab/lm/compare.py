@@ -1,15 +1,15 @@
 """Recurrent against self-attention language models, on the same data and budget.
 
-    seqlab lm compare pydoc --minutes 10     # LSTM, GRU, Transformer: validation bpc against CPU minutes
+    seqlab lm compare pydoc --minutes 10     # LSTM, GRU, minGRU, minLSTM, Transformer: validation bpc against minutes
     seqlab lm speed                          # per-token generation time and state memory against position
 
 compare: the Transformer is nanoGPT's character-level CPU configuration (4 layers, 4 heads, width 128, context 64,
-batch 12, dropout 0, lr 1e-3, weight decay 0.1); the LSTM and GRU (2 layers, embedding 64, context 128, batch 32,
-dropout 0.1, lr 2e-3) get the hidden size that brings their parameter count closest to the Transformer's. Each run
-is an ordinary run directory; finished ones are reused.
+batch 12, dropout 0, lr 1e-3, weight decay 0.1); the recurrent models (2 layers, embedding 64, context 128, batch
+32, dropout 0.1, lr 2e-3) get the hidden size that brings their parameter count closest to the Transformer's. Each
+run is an ordinary run directory; finished ones are reused.
 
 speed: untrained models of the compared sizes, but with a 4096-position window for the Transformer so its cache can
-grow that far. The recurrent state is a fixed (h, c); the cache holds keys and values for every position seen.
+grow that far. A recurrent state is fixed ((h, c), or h); the cache holds keys and values for every position seen.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ import torch
 
 from .. import runs
 from ..data import open_source, train_tokenizer
+from ..layers import KVCache
 from ..train import pyplot, read_metrics
 from . import task as lm
 
 TRANSFORMER = dict(model="transformer", layers=4, heads=4, hidden=128, seq_len=64, batch=12, dropout=0.0, lr=1e-3,
                    min_lr=1e-4, weight_decay=0.1, beta2=0.99, warmup=100, eval_every=500)  # fmt: skip
 RECURRENT = dict(layers=2, embed=64, seq_len=128, batch=32, dropout=0.1, lr=2e-3, eval_every=200)
-COLORS = {"lstm": "tab:blue", "gru": "tab:green", "transformer": "tab:red", "rnn": "tab:orange"}
+COLORS = {"lstm": "tab:blue", "gru": "tab:green", "transformer": "tab:red", "rnn": "tab:orange", "mingru": "tab:olive",
+          "minlstm": "tab:cyan"}  # fmt: skip
 
 
 def n_params(cfg: lm.LMConfig, vocab: int) -> int:
@@ -75,7 +77,7 @@ def compare(data: str, minutes: float, models: list[str], out: Path, echo=print)
             "best_bpc": min(r["val_bpc"] for r in evals),
             "train_minutes": evals[-1]["train_s"] / 60,
             "steps": evals[-1]["step"],
-            "tokens_per_s": sorted(speeds)[len(speeds) // 2],
+            "tokens_per_s": sorted(speeds)[len(speeds) // 2] if speeds else float("nan"),  # none logged: a tiny budget
         }
         rows.append(row)
         echo(f"{cfg.model}: best validation {row['best_bpc']:.3f} bits per character")
@@ -120,17 +122,31 @@ def plot_curves(out: Path, models: list[str], data: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ generation cost
-@torch.no_grad()
-def speed(positions: int, out: Path, vocab: int = 100, echo=print) -> list[dict]:
-    """Seconds and state bytes per generated token at every position 1..positions, for an LSTM and a Transformer
-    of the compared sizes (the Transformer's window = positions). Writes speed.csv and speed.png."""
-    out.mkdir(parents=True, exist_ok=True)
+def configs_for_speed(models: tuple[str, ...], positions: int, vocab: int) -> list[lm.LMConfig]:
+    """compare's sizes, but a Transformer window of ``positions`` + 1 so its cache (the window's last positions
+    before the current one) can grow to ``positions``."""
     base = lm.LMConfig()
-    transformer = replace(base, **{**TRANSFORMER, "seq_len": positions})
+    transformer = replace(base, **{**TRANSFORMER, "seq_len": positions + 1})
     target = n_params(replace(transformer, seq_len=64), vocab)
-    lstm = matched("lstm", target, vocab, replace(base, **RECURRENT))
+    return [
+        transformer if m == "transformer" else matched(m, target, vocab, replace(base, **RECURRENT)) for m in models
+    ]
+
+
+def state_bytes(state) -> int:
+    if isinstance(state, KVCache):
+        return state.nbytes()
+    return sum(s.numel() * s.element_size() for s in (state if isinstance(state, tuple) else (state,)))
+
+
+@torch.no_grad()
+def speed(positions: int, out: Path, models: tuple[str, ...] = ("lstm", "transformer"), vocab: int = 100,
+          echo=print) -> list[dict]:  # fmt: skip
+    """Seconds and state bytes per generated token at every position 1..positions, for recurrent models and a
+    Transformer of the compared sizes (the Transformer's window = positions). Writes speed.csv and speed.png."""
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for cfg in (lstm, transformer):
+    for cfg in configs_for_speed(models, positions, vocab):
         torch.manual_seed(0)
         model = lm.model_from(cfg, vocab).eval()
         ids = torch.randint(0, vocab, (positions,))
@@ -139,8 +155,9 @@ def speed(positions: int, out: Path, vocab: int = 100, echo=print) -> list[dict]
             t0 = time.perf_counter()
             _, state = model(ids[t].view(1, 1), state)
             times.append(time.perf_counter() - t0)
-            nbytes = state.nbytes() if hasattr(state, "nbytes") else sum(s.numel() * s.element_size() for s in state)
-            rows.append({"model": cfg.model, "position": t + 1, "seconds": times[-1], "state_bytes": nbytes})
+            rows.append(
+                {"model": cfg.model, "position": t + 1, "seconds": times[-1], "state_bytes": state_bytes(state)}
+            )
         first, last = 1e3 * sum(times[:64]) / len(times[:64]), 1e3 * sum(times[-64:]) / len(times[-64:])
         kib = rows[-1]["state_bytes"] / 1024
         echo(f"{cfg.model}: {first:.2f} ms per token over the first 64 positions, {last:.2f} over the last 64; "
@@ -164,15 +181,16 @@ def plot_speed(out: Path, rows: list[dict], positions: int) -> None:
             xs.append(mine[s]["position"])
             ys.append(1e3 * chunk[len(chunk) // 2])
         a.plot(xs, ys, label=m, color=COLORS.get(m))
-        b.plot([r["position"] for r in mine], [r["state_bytes"] / 2**20 for r in mine], label=m, color=COLORS.get(m))
+        b.plot([r["position"] for r in mine], [r["state_bytes"] / 2**10 for r in mine], label=m, color=COLORS.get(m))
     a.set_xlabel("position")
     a.set_ylabel("ms per generated token (median per bucket)")
     a.set_ylim(bottom=0)
     b.set_xlabel("position")
-    b.set_ylabel("state carried to the next token (MiB)")
+    b.set_ylabel("state carried to the next token (KiB)")
+    b.set_yscale("log")  # a few KiB of recurrent state against MiB of cache
     for ax in (a, b):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("Generation, one token at a time: the recurrent state is constant, the key/value cache grows")
+    fig.suptitle("Generation, one token at a time: a recurrent state is constant, the key/value cache grows")
     fig.tight_layout()
     runs.save_figure(fig, out / "speed.png")

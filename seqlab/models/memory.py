@@ -1,8 +1,9 @@
-"""The model of the memory lab: one recurrent layer and a linear read-out, as in the papers it reproduces; or, to
-compare, a causal Transformer (inputs projected to its width, ``blocks`` pre-norm blocks) and the same read-out.
+"""The model of the memory lab: one recurrent layer (or ``layers``) and a linear read-out, as in the papers it
+reproduces; or, to compare, a causal Transformer (inputs projected to its width, ``blocks`` pre-norm blocks) and the
+same read-out.
 
 adding: x (B, T, 2) -> the read-out of the last state, (B,).
-copy:   ids (B, T) as one-hot vectors -> logits for every step, (B, T, classes).
+copy, parity, selective: ids (B, T) as one-hot vectors -> logits for every step, (B, T, classes).
 """
 
 from __future__ import annotations
@@ -17,22 +18,24 @@ from .backbone import RECURRENT, accept_old_checkpoints, backbone
 class MemoryModel(nn.Module):
     def __init__(self, cell: str, n_in: int, hidden: int, n_out: int, one_hot: bool = False,
                  forget_bias: float | None = 1.0, orthogonal: bool = False, backend: str = "auto",
-                 blocks: int = 2, heads: int = 4):  # fmt: skip
+                 blocks: int = 2, heads: int = 4, layers: int = 1):  # fmt: skip
         """orthogonal: W_hh starts as a random orthogonal matrix (all eigenvalues on the unit circle), the usual
         remedy for a vanilla RNN's vanishing gradients (Saxe et al. 2014; Le et al. 2015 for the identity).
-        blocks, heads: the Transformer's (cell 'transformer')."""
+        blocks, heads: the Transformer's (cell 'transformer'); layers: a recurrent stack's."""
         super().__init__()
         self.n_in, self.one_hot = n_in, one_hot
         self.head = nn.Linear(hidden, n_out)
         extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
-        self.backbone = backbone(cell, channels=n_in, hidden=hidden, layers=blocks if cell == "transformer" else 1,
+        self.backbone = backbone(cell, channels=n_in, hidden=hidden, layers=blocks if cell == "transformer" else layers,
                                  heads=heads, backend=backend, **extra)  # fmt: skip
         if orthogonal:
             if cell not in RECURRENT:
                 raise ValueError(f"orthogonal initialises a recurrent W_hh; {cell} has none")
             with torch.no_grad():
-                for g in self.backbone.rnn.weight_hh_l0.split(hidden):  # each gate block on its own
-                    nn.init.orthogonal_(g)
+                for name, w in self.backbone.rnn.named_parameters():
+                    if name.startswith("weight_hh"):
+                        for g in w.split(hidden):  # each gate block on its own
+                            nn.init.orthogonal_(g)
         accept_old_checkpoints(self)
 
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
