@@ -1,7 +1,9 @@
 """Modules users build with: drop-in recurrent layers, minGRU/minLSTM (trained by a parallel scan), their
-diagnostics, self-attention blocks, masked pooling, and dynamic quantization that knows the recurrent layers."""
+diagnostics, the AWD-LSTM dropouts, self-attention blocks, masked pooling, and dynamic quantization that knows the
+recurrent layers."""
 
 from .attention import KVCache, Transformer
+from .dropout import LockedDropout, embedding_dropout
 from .minimal import MinGRU, MinLSTM
 from .pooling import POOLINGS, Pool, valid_mask
 from .recording import Recording, record
@@ -13,12 +15,14 @@ __all__ = [
     "POOLINGS",
     "RNN",
     "KVCache",
+    "LockedDropout",
     "MinGRU",
     "MinLSTM",
     "Pool",
     "Recording",
     "Recurrent",
     "Transformer",
+    "embedding_dropout",
     "layer_class",
     "quantization_mapping",
     "quantize_dynamic",

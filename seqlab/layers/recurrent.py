@@ -11,6 +11,11 @@ Same constructor, parameter names, shapes and gate order as torch.nn (a state_di
   backward through time, seqlab.cells), ``reference`` (per-step autograd), or ``auto`` (the fastest that supports
   the call; ``effective_backend`` tells which).
 - ``forget_bias=`` (LSTM): initial forget-gate bias; the literature uses 1 so gradients reach further back.
+- ``weight_drop=p``: DropConnect on every W_hh (Wan et al. 2013; AWD-LSTM, Merity et al. 2018), one mask drawn per
+  forward call and used at every step, in training only. Because it masks the weight and not the recurrence, it
+  runs on every backend, the fused vendor kernels included (awd-lstm-lm's wrapper had to give up cuDNN's weights).
+- ``locked_dropout=True``: the between-layer ``dropout`` draws one mask per sequence and feature, used at every step
+  (variational dropout, Gal & Ghahramani 2016), instead of a fresh mask per step.
 
 How lengths run: the batch is sorted longest first once for the whole stack, so the rows still inside their
 sequence at step t are a prefix. ``bptt`` shrinks every step to that prefix; ``fused`` calls the vendor kernel
@@ -80,6 +85,8 @@ class Recurrent(nn.Module):
         dtype=None,
         *,
         backend: str = "auto",
+        weight_drop: float = 0.0,
+        locked_dropout: bool = False,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -98,6 +105,10 @@ class Recurrent(nn.Module):
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
         if backend not in BACKENDS:
             raise ValueError(f"{name}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if isinstance(weight_drop, bool) or not isinstance(weight_drop, (int, float)) or not 0 <= weight_drop < 1:
+            raise ValueError(f"{name}: weight_drop must be a probability in [0, 1), got {weight_drop!r}")
+        if not isinstance(locked_dropout, bool):
+            raise TypeError(f"{name}: locked_dropout should be of type bool, got: {type(locked_dropout).__name__}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{name}: dropout={dropout} acts between layers and num_layers=1, so it does nothing",
@@ -107,6 +118,7 @@ class Recurrent(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional = bidirectional
         self.backend = backend
+        self.weight_drop, self.locked_dropout = float(weight_drop), locked_dropout
         self._recording = None  # (Recording, name prefix) while attached; see attach_recording
         factory = {"device": device, "dtype": dtype}
         D = 2 if bidirectional else 1
@@ -147,6 +159,17 @@ class Recurrent(nn.Module):
         """Every layer-direction's weights, k = layer·D + direction, read once."""
         D = 2 if self.bidirectional else 1
         return [self._weights(k // D, k % D == 1) for k in range(self.num_layers * D)]
+
+    def _dropped(self, weights: list[Weights]) -> list[Weights]:
+        """weight_drop: each W_hh with one DropConnect mask for this call (training only), layer-direction order."""
+        if not (self.training and self.weight_drop > 0):
+            return weights
+        p = self.weight_drop
+        return [(w_ih, F.dropout(w_hh, p, training=True), b_ih, b_hh) for w_ih, w_hh, b_ih, b_hh in weights]
+
+    def _locked_between(self) -> bool:
+        """Whether the between-layer dropout of this call is variational (one mask per sequence)."""
+        return self.locked_dropout and self.dropout > 0 and self.training and self.num_layers > 1
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -235,7 +258,7 @@ class Recurrent(nn.Module):
             row's length, and the final state at each row's own last step in the layout of hx.
         """
         name = type(self).__name__
-        weights = self._stack_weights()
+        weights = self._dropped(self._stack_weights())
         packed = isinstance(input, PackedSequence)
         if packed and lengths is not None:
             raise ValueError(f"{name}: lengths: a PackedSequence carries its own lengths; pass one or the other")
@@ -411,7 +434,7 @@ class Recurrent(nn.Module):
         if lengths is not None and bool((lengths == T).all()):
             lengths = None
         # Under a tracer, PyTorch's op too: exporters know it, and the bptt Function would be opaque to them.
-        if lengths is None and (backend == "fused" or tracing()):
+        if lengths is None and (backend == "fused" or tracing()) and not self._locked_between():
             flat = [w for ws in weights for w in ws if w is not None]
             return self._vendor(x, state, flat, self.num_layers, self.dropout, self.bidirectional)
 
@@ -449,7 +472,10 @@ class Recurrent(nn.Module):
                     f.append(si)
             x = outs[0] if D == 1 else torch.cat(outs, 2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, training=True)
+                if self.locked_dropout:  # one mask per row and feature, the same at every step
+                    x = x * F.dropout(x.new_ones(1, *x.shape[1:]), self.dropout, training=True)
+                else:
+                    x = F.dropout(x, self.dropout, training=True)
 
         final = tuple(torch.stack(f) for f in finals)
         if x.shape[0] < T:
@@ -505,7 +531,11 @@ class Recurrent(nn.Module):
 
     def _fused_segments(self, x: Tensor, state: State, weights: list[Tensor], batch_sizes) -> tuple[Tensor, State]:
         """The vendor kernel once per stretch of steps over which the active rows stay the same, carrying the
-        state; rows that end a stretch keep their state as final. Exact, and no step is computed for padding."""
+        state; rows that end a stretch keep their state as final. Exact, and no step is computed for padding.
+        Without lengths (batch_sizes None): one call over all steps."""
+        if batch_sizes is None:
+            y, s = self._vendor(x, tuple(c[None] for c in state), weights, 1, 0.0, False)
+            return y, tuple(si[0] for si in s)
         Tx, B, _ = x.shape
         pieces, done = [], []
         cur = state
@@ -553,6 +583,8 @@ class Recurrent(nn.Module):
             ("batch_first", False),
             ("dropout", 0.0),
             ("bidirectional", False),
+            ("weight_drop", 0.0),
+            ("locked_dropout", False),
         ):
             if getattr(self, key) != default:
                 s += f", {key}={getattr(self, key)}"
@@ -585,13 +617,15 @@ class LSTM(Recurrent):
         *,
         backend: str = "auto",
         forget_bias: float | None = None,
+        weight_drop: float = 0.0,
+        locked_dropout: bool = False,
     ) -> None:
         if proj_size:
             raise ValueError("LSTM: proj_size is not supported by seqlab; use torch.nn.LSTM for projected LSTMs")
         self.forget_bias = forget_bias
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
-            backend=backend,
+            backend=backend, weight_drop=weight_drop, locked_dropout=locked_dropout,
         )  # fmt: skip
         if forget_bias is not None and not self.bias:
             raise ValueError("LSTM: forget_bias needs bias=True")
@@ -650,12 +684,14 @@ class GRU(Recurrent):
         *,
         backend: str = "auto",
         proj_size: int | None = None,
+        weight_drop: float = 0.0,
+        locked_dropout: bool = False,
     ) -> None:
         if proj_size is not None:  # torch.nn refuses the keyword whatever its value
             raise ValueError("GRU: proj_size argument is only supported for LSTM, not RNN or GRU")
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
-            backend=backend,
+            backend=backend, weight_drop=weight_drop, locked_dropout=locked_dropout,
         )  # fmt: skip
 
     def _input_bias(self, b_ih, b_hh):
@@ -700,6 +736,8 @@ class RNN(Recurrent):
         *,
         backend: str = "auto",
         proj_size: int | None = None,
+        weight_drop: float = 0.0,
+        locked_dropout: bool = False,
     ) -> None:
         if proj_size is not None:  # torch.nn refuses the keyword whatever its value
             raise ValueError("RNN: proj_size argument is only supported for LSTM, not RNN or GRU")
@@ -711,7 +749,7 @@ class RNN(Recurrent):
         self.nonlinearity = nonlinearity
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
-            backend=backend,
+            backend=backend, weight_drop=weight_drop, locked_dropout=locked_dropout,
         )  # fmt: skip
 
     def _bptt(self, xw, state, w_hh, b_hh, bs, slot):

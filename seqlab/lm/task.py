@@ -24,7 +24,7 @@ from .. import runs
 from ..data import Decoder, Streams, TokenFile, Tokenizer, encode_corpus, load_tokenizer, open_source, train_tokenizer
 from ..data.errors import DataError
 from ..models import LanguageModel
-from ..models.backbone import check_heads, check_name
+from ..models.backbone import RECURRENT, check_heads, check_name
 from ..train import STOPPED, Task, TrainConfig, train
 
 
@@ -35,6 +35,7 @@ class LMConfig(TrainConfig):
     RULES: ClassVar[dict[str, str]] = {"vocab_size": ">=1", "val_fraction": "(0,1)", "embed": ">=1", "hidden": ">=1",
                                        "layers": ">=1", "dropout": "[0,1)", "heads": ">=1", "batch": ">=1",
                                        "seq_len": ">=1", "eval_tokens": ">=1", "sample_length": ">=0",
+                                       "weight_drop": "[0,1)", "locked_dropout": "[0,1)", "embed_dropout": "[0,1)",
                                        "sample_temperature": ">0"}  # fmt: skip
 
     data: str = "pydoc"  # a file, a directory, or a built-in corpus: pydoc | stdlib
@@ -43,11 +44,15 @@ class LMConfig(TrainConfig):
     tokenizer: str = "char"  # char-rnn's unit: no unknown words, bits per character straight from the loss
     vocab_size: int = 4000  # word and bpe only
     val_fraction: float = 0.1  # the contiguous tail, as char-rnn
-    model: str = "lstm"  # rnn | lstm | gru | transformer
+    model: str = "lstm"  # rnn | lstm | gru | mingru | minlstm | transformer
     embed: int = 64  # a character needs few dimensions; words and BPE want more
     hidden: int = 512
     layers: int = 2
     dropout: float = 0.25  # between layers and before the head; on pydoc 0.25 gave 1.613 bpc in 10 minutes, 0.1 1.643
+    weight_drop: float = 0.0  # AWD-LSTM's DropConnect on each W_hh, one mask per window (rnn, lstm, gru)
+    locked_dropout: float = 0.0  # one mask per sequence on the embedding, between layers and on the output; needs
+    # dropout 0, whose per-step masks it replaces (rnn, lstm, gru)
+    embed_dropout: float = 0.0  # whole tokens dropped from the embedding (rnn, lstm, gru)
     heads: int = 4  # transformer only: attention heads (nanoGPT's character config has 4)
     tie: bool = False  # share embedding and head weights (needs embed == hidden)
     backend: str = "auto"  # recurrent backend, see seqlab.LSTM
@@ -61,12 +66,22 @@ class LMConfig(TrainConfig):
 def check_model(cfg: LMConfig) -> None:
     check_name(cfg.model)
     check_heads(cfg.model, cfg.hidden, cfg.heads)
+    awd = {
+        "--weight-drop": cfg.weight_drop,
+        "--locked-dropout": cfg.locked_dropout,
+        "--embed-dropout": cfg.embed_dropout,
+    }
+    if cfg.model not in RECURRENT and (asked := [k for k, v in awd.items() if v]):
+        raise ValueError(f"{', '.join(asked)}: AWD-LSTM's regularisers are for rnn, lstm and gru, not {cfg.model}")
+    if cfg.locked_dropout and cfg.dropout:
+        raise ValueError(f"--locked-dropout {cfg.locked_dropout:g} replaces --dropout's per-step masks (embedding, "
+                         f"between layers, output): give --dropout 0 with it")  # fmt: skip
 
 
 def model_from(cfg: LMConfig, vocab_size: int) -> LanguageModel:
     check_model(cfg)
     return LanguageModel(vocab_size, cfg.model, cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, cfg.tie, cfg.backend,
-                         cfg.heads, cfg.seq_len)  # fmt: skip
+                         cfg.heads, cfg.seq_len, cfg.weight_drop, cfg.locked_dropout, cfg.embed_dropout)  # fmt: skip
 
 
 class LMTask(Task):

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from ..layers import KVCache, Transformer, layer_class, valid_mask
 from ..layers.convolution import FCN, InceptionNet
+from ..layers.dropout import LockedDropout, embedding_dropout
 
 RECURRENT = ("rnn", "lstm", "gru")
 SCANNED = ("mingru", "minlstm")
@@ -61,17 +62,26 @@ def backbone(
     heads: int = 4,
     window: int | None = None,
     backend: str = "auto",
+    locked: bool = False,
+    embed_dropout: float = 0.0,
     **cell_options,
 ) -> RecurrentBackbone | AttentionBackbone | ConvolutionalBackbone:
     """Build the backbone ``name`` (rnn | lstm | gru | mingru | minlstm | transformer | fcn | inception | lstm-fcn |
     gru-fcn) for inputs of ``channels`` floats or ``vocab`` token ids.
 
-    Recurrent: ``embed`` (E, tokens only), ``bidirectional``, ``backend`` and ``cell_options`` (e.g. forget_bias)
-    go to the seqlab.layers class. Transformer: width ``hidden``, ``heads``; ``causal`` (each step sees only the
-    past; else bidirectional over ``lengths``) and ``window`` (how far back a causal step sees). Convolutional
+    Recurrent: ``embed`` (E, tokens only), ``bidirectional``, ``backend`` and ``cell_options`` (e.g. forget_bias,
+    weight_drop) go to the seqlab.layers class. rnn, lstm and gru also take the AWD-LSTM dropouts: ``locked`` makes
+    every dropout variational (one mask per sequence: between layers, and ``outer_dropout`` on the stack's input
+    as well as its output) and ``embed_dropout`` drops whole tokens from the embedding. Transformer: width
+    ``hidden``, ``heads``; ``causal`` (each step sees only the past; else bidirectional over ``lengths``) and
+    ``window`` (how far back a causal step sees). Convolutional
     (``causal=False`` only): FCN of hidden-2*hidden-hidden filters, InceptionTime of width ``hidden``; lstm-fcn and
     gru-fcn run a recurrent stack (``hidden``, ``layers``, ``bidirectional``) beside the FCN."""
     check_name(name, BACKBONES + CONVOLUTIONAL)
+    awd = {"locked": locked, "embed_dropout": embed_dropout, "weight_drop": cell_options.get("weight_drop", 0)}
+    if name not in RECURRENT and (asked := [k for k, v in awd.items() if v]):
+        raise ValueError(f"{', '.join(asked)}: for the recurrent layers rnn, lstm, gru; {name} has no W_hh or step "
+                         f"dropout to vary")  # fmt: skip
     if (channels is None) == (vocab is None):
         raise ValueError("give channels (series) or vocab (token ids), one of them")
     if name in CONVOLUTIONAL:
@@ -81,7 +91,7 @@ def backbone(
                                      bidirectional, backend)  # fmt: skip
     if name in RECURRENT or name in SCANNED:
         return RecurrentBackbone(name, channels, vocab, embed, hidden, layers, dropout, outer_dropout, bidirectional,
-                                 backend, **cell_options)  # fmt: skip
+                                 backend, locked, embed_dropout, **cell_options)  # fmt: skip
     if not causal and window is not None:  # the transformer
         raise ValueError("a window limits how far back a causal Transformer sees; a bidirectional one has none")
     return AttentionBackbone(channels, vocab, hidden, layers, heads, dropout, outer_dropout, causal, window)
@@ -147,22 +157,29 @@ class RecurrentBackbone(nn.Module):
     OLD_SIBLINGS = ("rnn", "embedding")
 
     def __init__(self, cell: str, channels: int | None, vocab: int | None, embed: int, hidden: int, layers: int,
-                 dropout: float, outer_dropout: float, bidirectional: bool, backend: str, **cell_options):  # fmt: skip
+                 dropout: float, outer_dropout: float, bidirectional: bool, backend: str, locked: bool = False,
+                 embed_dropout: float = 0.0, **cell_options):  # fmt: skip
         super().__init__()
         self.cell, self.layers, self.hidden = cell, layers, hidden
         self.embedding = nn.Embedding(vocab, embed) if vocab is not None else None
+        self.embed_dropout = embed_dropout
         n_in = embed if vocab is not None else channels
         between = dropout if layers > 1 else 0.0
+        if locked:
+            cell_options["locked_dropout"] = True
         self.rnn = layer_class(cell)(n_in, hidden, layers, batch_first=True, dropout=between,
                                      bidirectional=bidirectional, backend=backend, **cell_options)  # fmt: skip
-        self.drop = nn.Dropout(outer_dropout)
+        self.drop = LockedDropout(outer_dropout) if locked else nn.Dropout(outer_dropout)
+        self.drop_in = LockedDropout(outer_dropout) if locked else None  # AWD-LSTM's dropout on the stack's input
         self.directions = 2 if bidirectional else 1
         self.width = self.directions * hidden
         self.backward = slice(hidden, 2 * hidden) if bidirectional else None  # the features that run backward
 
     def forward(self, x: Tensor, state=None, lengths: Tensor | None = None):
         if self.embedding is not None:
-            x = self.embedding(x)  # (B, T, E)
+            x = embedding_dropout(self.embedding, x, self.embed_dropout, self.training)  # (B, T, E)
+        if self.drop_in is not None:
+            x = self.drop_in(x)
         h, state = self.rnn(x, state, lengths=lengths)  # (B, T, D*H), zero past each length
         return self.drop(h), state
 

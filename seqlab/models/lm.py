@@ -20,6 +20,11 @@ class LanguageModel(nn.Module):
     output; Transformer: in every block and on the embedding); tie (share the embedding and head weights, needs
     E == H for recurrent models); backend of the recurrent layer; heads and context (Transformer: attention heads,
     and the window each position sees — the training length).
+
+    AWD-LSTM's regularisers (Merity et al. 2018), for rnn, lstm and gru: weight_drop (DropConnect on each W_hh, one
+    mask per call), locked_dropout (variational dropout at this rate on the embedding, between layers and on the
+    stack's output, one mask per sequence; it takes the place of ``dropout``, which must then be 0) and
+    embed_dropout (whole tokens dropped from the embedding).
     """
 
     def __init__(
@@ -34,10 +39,22 @@ class LanguageModel(nn.Module):
         backend: str = "auto",
         heads: int = 4,
         context: int = 128,
+        weight_drop: float = 0.0,
+        locked_dropout: float = 0.0,
+        embed_dropout: float = 0.0,
     ):
         super().__init__()
+        awd: dict = {"weight_drop": weight_drop} if weight_drop else {}
+        if locked_dropout:
+            if dropout:
+                raise ValueError(f"locked_dropout replaces dropout's per-step masks; give dropout=0 with it, got "
+                                 f"{dropout}")  # fmt: skip
+            awd["locked"], dropout = True, locked_dropout
+        if embed_dropout:
+            awd["embed_dropout"] = embed_dropout
         self.backbone = backbone(model, vocab=vocab_size, embed=embed, hidden=hidden, layers=layers, dropout=dropout,
-                                 outer_dropout=dropout, heads=heads, window=context, backend=backend)  # fmt: skip
+                                 outer_dropout=dropout, heads=heads, window=context, backend=backend,
+                                 **awd)  # fmt: skip
         embedding = self.backbone.embedding
         if tie and embedding.embedding_dim != hidden:
             raise ValueError(f"tie needs embed == hidden, got embed={embedding.embedding_dim} hidden={hidden}")
