@@ -8,8 +8,9 @@ batch 12, dropout 0, lr 1e-3, weight decay 0.1); the recurrent models (2 layers,
 32, dropout 0.1, lr 2e-3) get the hidden size that brings their parameter count closest to the Transformer's. Each
 run is an ordinary run directory; finished ones are reused.
 
-speed: untrained models of the compared sizes, but with a 4096-position window for the Transformer so its cache can
-grow that far. A recurrent state is fixed ((h, c), or h); the cache holds keys and values for every position seen.
+speed: untrained models of the compared sizes, but with a window of positions + 1 for the Transformer so its cache
+grows to every position generated. A recurrent state is fixed ((h, c), or h); the cache holds keys and values for
+every position seen.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ def state_bytes(state) -> int:
 
 
 @torch.no_grad()
-def speed(positions: int, out: Path, models: tuple[str, ...] = ("lstm", "transformer"), vocab: int = 100,
-          echo=print) -> list[dict]:  # fmt: skip
+def speed(positions: int, out: Path, models: tuple[str, ...] = ("lstm", "gru", "mingru", "minlstm", "transformer"),
+          vocab: int = 100, echo=print) -> list[dict]:  # fmt: skip
     """Seconds and state bytes per generated token at every position 1..positions, for recurrent models and a
     Transformer of the compared sizes (the Transformer's window = positions). Writes speed.csv and speed.png."""
     out.mkdir(parents=True, exist_ok=True)
