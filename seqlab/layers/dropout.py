@@ -16,6 +16,12 @@ def _check(p: float, name: str) -> float:
     return float(p)
 
 
+def locked_dropout(x: Tensor, p: float, batch_first: bool = True) -> Tensor:
+    """x ⊙ m / (1 - p) with one Bernoulli mask per sequence and feature (time axis 1, or 0 without batch_first)."""
+    shape = (x.shape[0], 1, *x.shape[2:]) if batch_first else (1, *x.shape[1:])
+    return x * F.dropout(x.new_ones(shape), p, training=True)
+
+
 class LockedDropout(nn.Module):
     """Variational dropout (Gal & Ghahramani 2016): x (B, T, F) -> x ⊙ m / (1 - p) with one Bernoulli mask m (B, 1, F)
     per sequence and feature, the same at every step; the identity in eval. ``batch_first=False`` takes (T, B, F).
@@ -30,8 +36,7 @@ class LockedDropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
             return x
-        shape = (x.shape[0], 1, x.shape[2]) if self.batch_first else (1, *x.shape[1:])
-        return x * F.dropout(x.new_ones(shape), self.p, training=True)
+        return locked_dropout(x, self.p, self.batch_first)
 
     def extra_repr(self) -> str:
         return f"p={self.p}" + ("" if self.batch_first else ", batch_first=False")

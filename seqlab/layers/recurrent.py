@@ -42,6 +42,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
 from ..cells._steps import bf16_native
+from .dropout import locked_dropout
 from .minimal import MinGRU, MinimalRecurrent, MinLSTM
 
 BACKENDS = ("auto", "fused", "bptt", "reference")
@@ -473,7 +474,7 @@ class Recurrent(nn.Module):
             x = outs[0] if D == 1 else torch.cat(outs, 2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 if self.locked_dropout:  # one mask per row and feature, the same at every step
-                    x = x * F.dropout(x.new_ones(1, *x.shape[1:]), self.dropout, training=True)
+                    x = locked_dropout(x, self.dropout, batch_first=False)
                 else:
                     x = F.dropout(x, self.dropout, training=True)
 
