@@ -26,7 +26,7 @@ def inputs(gates: int):
 def test_lstm_gradcheck(bs):
     xw, h0, w = inputs(4)
     c0 = torch.randn(B, H, **F64)
-    assert gradcheck(lambda *a: LSTMFunction.apply(*a, bs, None), (xw, h0, c0, w))
+    assert gradcheck(lambda *a: LSTMFunction.apply(*a, None, bs, None, None)[:3], (xw, h0, c0, w))
 
 
 @pytest.mark.parametrize("bs", BATCH_SIZES)
@@ -35,21 +35,21 @@ def test_gru_gradcheck(bs, bias):
     xw, h0, w = inputs(3)
     b_hn = torch.randn(H, **F64) if bias else None
     args = (xw, h0, w) + ((b_hn,) if bias else ())
-    assert gradcheck(lambda x, h, w, *b: GRUFunction.apply(x, h, w, b[0] if b else None, bs, None), args)
+    assert gradcheck(lambda x, h, w, *b: GRUFunction.apply(x, h, w, b[0] if b else None, bs, None, None)[:2], args)
 
 
 @pytest.mark.parametrize("bs", BATCH_SIZES)
 @pytest.mark.parametrize("relu", [False, True])
 def test_rnn_gradcheck(bs, relu):
     xw, h0, w = inputs(1)
-    assert gradcheck(lambda x, h, w: RNNFunction.apply(x, h, w, relu, bs, None), (xw, h0, w))
+    assert gradcheck(lambda x, h, w: RNNFunction.apply(x, h, w, relu, bs, None, None), (xw, h0, w))
 
 
 def test_padded_positions_are_zero_and_final_state_is_each_rows_own():
     xw, h0, w = inputs(4)
     c0 = torch.randn(B, H, **F64)
     bs = (3, 3, 2, 1, 0, 0)  # lengths 4, 3, 2, 0
-    h, h_n, _ = LSTMFunction.apply(xw, h0, c0, w, bs, None)
+    h, h_n, *_ = LSTMFunction.apply(xw, h0, c0, w, None, bs, None, None)
     lengths = [4, 3, 2, 0]
     for row, n in enumerate(lengths):
         assert torch.all(h[n:, row] == 0)
@@ -167,7 +167,7 @@ def test_lstm_gradcheck_over_several_backward_chunks(monkeypatch):
     calls = small_chunks(monkeypatch, LSTMFunction)
     bs, xw, h0, w = chunk_inputs(4)
     c0 = torch.randn(len(CHUNK_LENGTHS), H, **F64)
-    assert gradcheck(lambda *a: LSTMFunction.apply(*a, bs, None), (xw, h0, c0, w))
+    assert gradcheck(lambda *a: LSTMFunction.apply(*a, None, bs, None, None)[:3], (xw, h0, c0, w))
     assert_rows_left_across_chunks(calls, CHUNK_LENGTHS)
 
 
@@ -175,7 +175,7 @@ def test_gru_gradcheck_over_several_backward_chunks(monkeypatch):
     calls = small_chunks(monkeypatch, GRUFunction)
     bs, xw, h0, w = chunk_inputs(3)
     b_hn = torch.randn(H, **F64)
-    assert gradcheck(lambda *a: GRUFunction.apply(*a, bs, None), (xw, h0, w, b_hn))
+    assert gradcheck(lambda *a: GRUFunction.apply(*a, bs, None, None)[:2], (xw, h0, w, b_hn))
     assert_rows_left_across_chunks(calls, CHUNK_LENGTHS)
 
 
@@ -186,7 +186,7 @@ def test_rnn_gradcheck_over_several_backward_chunks(monkeypatch, relu):
     assert not hasattr(sys.modules[RNNFunction.__module__], "reverse_chunks")
     monkeypatch.setattr(_steps, "CHUNK_ELEMENTS", SMALL_CHUNK)
     bs, xw, h0, w = chunk_inputs(1)
-    assert gradcheck(lambda *a: RNNFunction.apply(*a, relu, bs, None), (xw, h0, w))
+    assert gradcheck(lambda *a: RNNFunction.apply(*a, relu, bs, None, None), (xw, h0, w))
 
 
 LAYERS = {

@@ -18,8 +18,8 @@ Memory saved for backward: r and z (T·B·2H), n (T·B·H) and W_hn h + b_hn (T�
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
+from . import _autograd, reference
 from ._steps import (
     StepProduct,
     active_rows,
@@ -39,10 +39,14 @@ from ._steps import (
 
 
 class GRUFunction(torch.autograd.Function):
-    """(xw (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hn (H,) or None, batch_sizes, slot) -> (h (T, B, H), h_n)."""
+    """(xw (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hn (H,) or None, batch_sizes, slot, projection)
+    -> (h (T, B, H), h_n, and three buffers for backward: σ(r, z), n, W_hn h + b_hn). See LSTMFunction for the rest.
+    """
+
+    spec = _autograd.Spec(reference.gru_over, tensors=4, states=(1,), axes=(1, 0, 1, 1, 1), public=2)
 
     @staticmethod
-    def forward(ctx, xw, h0, w_hh, b_hn, batch_sizes, slot):
+    def forward(xw, h0, w_hh, b_hn, batch_sizes, slot, projection):
         T, B, G = xw.shape
         H = G // 3
         bs, full = active_rows(batch_sizes, T, B)
@@ -66,15 +70,26 @@ class GRUFunction(torch.autograd.Function):
             nt = torch.addcmul(rows(x_n[t], b, B), rows(rs[t], b, B), hnt, out=rows(ns[t], b, B)).tanh_()
             torch.lerp(nt, hp, rows(zs[t], b, B), out=rows(hs[t], b, B))  # n + z ⊙ (h_prev - n)
             h_prev = hs[t]
-        ctx.save_for_backward(rz, n, hn, h, h0, w_hh)
-        ctx.bs, ctx.full, ctx.slot, ctx.mm, ctx.has_bias = bs, full, slot, mm, b_hn is not None
         if slot is not None:
             slot.keep(r=rz[..., :H], z=rz[..., H:], n=n, h=h)
-        return h, final_state(h, h0, bs)
+        return h, final_state(h, h0, bs), rz, n, hn
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh_n):
+    def setup_context(ctx, inputs, output):
+        xw, h0, _, b_hn, batch_sizes, slot, _ = inputs
+        h, _, rz, n, hn = output
+        _autograd.setup(ctx, GRUFunction.spec, inputs, output, keep=(rz, n, hn, h))
+        ctx.bs, ctx.full = active_rows(batch_sizes, xw.shape[0], xw.shape[1])
+        ctx.slot, ctx.mm, ctx.has_bias = slot, product_dtype(h0), b_hn is not None
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, *_):
+        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
+            return _autograd.graph_backward(ctx, (dy, dh_n))
+        return GRUFunction.reverse(ctx, dy, dh_n)
+
+    @staticmethod
+    def reverse(ctx, dy, dh_n):
         """dh_t = ∂L/∂h_t, through the output and through time. With ∂h/∂a_n = (1 - z_t)(1 - n_t²) (``dan_per_dh``
         in the code), the share of dh_t that reaches the n pre-activation:
 
@@ -86,7 +101,7 @@ class GRUFunction(torch.autograd.Function):
         The four gate gradients are dh_t times factors of the saved forward, computed for a chunk of steps at once,
         so each step is three ops: one broadcast multiply, one addcmul, one addmm. ∂W_hh is one product at the end.
         """
-        rz, n, hn, h, h0, w_hh = ctx.saved_tensors
+        (rz, n, hn, h), (_, h0, w_hh, _) = _autograd.saved(ctx)
         bs, slot = ctx.bs, ctx.slot
         T, B, H = h.shape
         like = {"dtype": h.dtype, "device": h.device}
@@ -129,4 +144,12 @@ class GRUFunction(torch.autograd.Function):
         d4[:, :, 2] = d4[:, :, 3]  # the input side of the n block takes da_n, not da_n ⊙ r
         if slot is not None:
             slot.keep_grad(dh_rec)
-        return d4[:, :, :3].reshape(T, B, 3 * H), dh0, dw_hh, db_hn, None, None
+        return d4[:, :, :3].reshape(T, B, 3 * H), dh0, dw_hh, db_hn, None, None, None
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _autograd.jvp(ctx, tangents)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return _autograd.vmap(GRUFunction, info, in_dims, args)

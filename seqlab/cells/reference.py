@@ -29,13 +29,15 @@ def rnn_relu_cell(x: Tensor, state: State, w_ih, w_hh, b_ih, b_hh) -> State:
     return (torch.relu(F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)),)
 
 
-def lstm_cell(x: Tensor, state: State, w_ih, w_hh, b_ih, b_hh) -> State:
-    """i, f, o = σ(·), g = tanh(·);  c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')"""
+def lstm_cell(x: Tensor, state: State, w_ih, w_hh, b_ih, b_hh, w_hr=None) -> State:
+    """i, f, o = σ(·), g = tanh(·);  c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c'), or (o ⊙ tanh(c')) W_hr^T with a
+    projection (Sak et al. 2014; torch.nn.LSTM's proj_size): h' then has P < H features, and W_hh is (4H, P)."""
     h, c = state
     i, f, g, o = (F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)).chunk(4, dim=1)
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c = f * c + i * g
-    return o * torch.tanh(c), c
+    h = o * torch.tanh(c)
+    return (h if w_hr is None else F.linear(h, w_hr)), c
 
 
 def gru_cell(x: Tensor, state: State, w_ih, w_hh, b_ih, b_hh) -> State:
@@ -49,6 +51,55 @@ def gru_cell(x: Tensor, state: State, w_ih, w_hh, b_ih, b_hh) -> State:
 
 
 Cell = Callable[..., State]
+
+
+# The recurrences over a precomputed input projection xw = x W_ih^T + b (T, B, G), as the bptt Functions take it:
+# the specification their second-order gradients, forward-mode derivatives and vmap fallback differentiate.
+# ``bs``: rows active per step (a non-increasing prefix, as seqlab.cells._steps.active_rows gives), or None.
+def lstm_over(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, w_hr: Tensor | None, bs) -> tuple[Tensor, ...]:
+    def step(a, state):
+        h, c = state
+        i, f, g, o = (a + F.linear(h, w_hh)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return (h if w_hr is None else F.linear(h, w_hr)), c
+
+    return over(step, xw, (h0, c0), bs)
+
+
+def gru_over(xw: Tensor, h0: Tensor, w_hh: Tensor, b_hn: Tensor | None, bs) -> tuple[Tensor, ...]:
+    """xw carries b_ih and b_hh's r, z blocks; b_hn stays inside r ⊙ (W_hn h + b_hn)."""
+
+    def step(a, state):
+        (h,) = state
+        xr, xz, xn = a.chunk(3, dim=1)
+        hr, hz, hn = F.linear(h, w_hh).chunk(3, dim=1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * (hn if b_hn is None else hn + b_hn))
+        return ((1 - z) * n + z * h,)
+
+    return over(step, xw, (h0,), bs)
+
+
+def rnn_over(xw: Tensor, h0: Tensor, w_hh: Tensor, relu: bool, bs) -> tuple[Tensor, ...]:
+    act = torch.relu if relu else torch.tanh
+    return over(lambda a, state: (act(a + F.linear(state[0], w_hh)),), xw, (h0,), bs)
+
+
+def over(step, xw: Tensor, state: State, bs) -> tuple[Tensor, ...]:
+    """-> (outputs (T, B, ·) zero past each row's length, *final states at each row's own last step)."""
+    T, B = xw.shape[:2]
+    outputs = []
+    for t in range(T):
+        new = step(xw[t], state)
+        if bs is None or bs[t] == B:
+            state = new
+            outputs.append(new[0])
+        else:
+            live = (torch.arange(B, device=xw.device) < bs[t]).unsqueeze(1)  # (B, 1)
+            state = tuple(torch.where(live, n, s) for n, s in zip(new, state, strict=True))
+            outputs.append(torch.where(live, new[0], torch.zeros_like(new[0])))
+    return (torch.stack(outputs) if T else xw.new_zeros(0, B, state[0].shape[-1]), *state)
 
 
 def run(cell: Cell, x: Tensor, state: State, weights: tuple, lengths: Tensor | None) -> tuple[Tensor, State]:

@@ -13,8 +13,8 @@ This is the cell whose gradients vanish or explode: ∂h_{t-1} = W_hh^T (φ'_t �
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
+from . import _autograd, reference
 from ._steps import (
     StepProduct,
     active_rows,
@@ -32,10 +32,13 @@ from ._steps import (
 
 
 class RNNFunction(torch.autograd.Function):
-    """(xw (T, B, H), h0 (B, H), w_hh (H, H), relu: bool, batch_sizes, slot) -> (h (T, B, H), h_n)."""
+    """(xw (T, B, H), h0 (B, H), w_hh (H, H), relu: bool, batch_sizes, slot, projection) -> (h (T, B, H), h_n).
+    See LSTMFunction for the rest."""
+
+    spec = _autograd.Spec(reference.rnn_over, tensors=3, states=(1,), axes=(1, 0), public=2)
 
     @staticmethod
-    def forward(ctx, xw, h0, w_hh, relu, batch_sizes, slot):
+    def forward(xw, h0, w_hh, relu, batch_sizes, slot, projection):
         T, B, H = xw.shape
         bs, full = active_rows(batch_sizes, T, B)
         mm = product_dtype(h0)  # bfloat16 products under autocast
@@ -48,22 +51,32 @@ class RNNFunction(torch.autograd.Function):
             b = bs[t]
             act(step(rows(h_prev, b, B), rows(hs[t], b, B), add=rows(xs[t], b, B)))
             h_prev = hs[t]
-        ctx.save_for_backward(h, h0, w_hh)
-        ctx.bs, ctx.full, ctx.slot, ctx.mm, ctx.relu = bs, full, slot, mm, relu
         if slot is not None:
             slot.keep(h=h)
         return h, final_state(h, h0, bs)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output):
+        xw, h0, _, relu, batch_sizes, slot, _ = inputs
+        _autograd.setup(ctx, RNNFunction.spec, inputs, output, keep=(output[0],))
+        ctx.bs, ctx.full = active_rows(batch_sizes, xw.shape[0], xw.shape[1])
+        ctx.slot, ctx.mm, ctx.relu = slot, product_dtype(h0), relu
+
+    @staticmethod
     def backward(ctx, dy, dh_n):
+        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
+            return _autograd.graph_backward(ctx, (dy, dh_n))
+        return RNNFunction.reverse(ctx, dy, dh_n)
+
+    @staticmethod
+    def reverse(ctx, dy, dh_n):
         """dh_t = ∂L/∂h_t, through the output and through time:
 
         da_t     = dh_t ⊙ φ'_t,  φ' = 1 - h² (tanh) or [h > 0] (relu)    (one fused kernel)
         dh_{t-1} = dy_{t-1} + W_hh^T da_t                                (one addmm)
         No factors are precomputed per chunk, unlike LSTM and GRU: φ'_t ⊙ dh_t is already one kernel per step.
         """
-        h, h0, w_hh = ctx.saved_tensors
+        (h,), (_, h0, w_hh) = _autograd.saved(ctx)
         bs, slot = ctx.bs, ctx.slot
         T, B, H = h.shape
         like = {"dtype": h.dtype, "device": h.device}
@@ -87,4 +100,12 @@ class RNNFunction(torch.autograd.Function):
             seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_rec)
-        return da, dh0, recurrent_weight_grad(da, h, h0, ctx.mm), None, None, None
+        return da, dh0, recurrent_weight_grad(da, h, h0, ctx.mm), None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _autograd.jvp(ctx, tangents)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return _autograd.vmap(RNNFunction, info, in_dims, args)

@@ -230,7 +230,8 @@ class Recurrent(nn.Module):
         """The biases that can be added to x W_ih^T once for all steps."""
         return b_ih + b_hh
 
-    def _bptt(self, xw: Tensor, state: State, w_hh: Tensor, b_hh: Tensor | None, bs, slot) -> tuple[Tensor, State]:
+    def _bptt(self, xw: Tensor, state: State, weights: Weights, bs, slot, projection) -> tuple[Tensor, State]:
+        """The recurrence over the input projection xw (T', B, G) on seqlab.cells' hand-written BPTT."""
         raise NotImplementedError
 
     def _reference_cell(self):
@@ -517,18 +518,20 @@ class Recurrent(nn.Module):
 
     def _layer(self, backend, x, state, weights: Weights, lengths, batch_sizes, slot) -> tuple[Tensor, State]:
         """One layer-direction over x (T', B, I) with rows sorted longest first when lengths are given."""
-        w_ih, w_hh, b_ih, b_hh = weights
+        w_ih, _, b_ih, b_hh = weights[:4]
         if backend == "reference":
             return reference.run(self._reference_cell(), x, state, weights, lengths)
         if backend == "fused":
             return self._fused_segments(x, state, [w for w in weights if w is not None], batch_sizes)
         Tx, B, I = x.shape
         x2 = x.reshape(Tx * B, I)  # not (-1): a batch of 0 rows has no size to infer
-        xw = torch.mm(x2, w_ih.t()) if b_ih is None else torch.addmm(self._input_bias(b_ih, b_hh), x2, w_ih.t())
+        bias = None if b_ih is None else self._input_bias(b_ih, b_hh)
+        xw = torch.mm(x2, w_ih.t()) if bias is None else torch.addmm(bias, x2, w_ih.t())
         # Under autocast the product above ran in bfloat16; the cells keep their states and sums in float32
         # and run only their own products in bfloat16 (cells._steps.product_dtype).
         xw = xw.view(Tx, B, xw.shape[1]).to(state[0].dtype)
-        return self._bptt(xw, state, w_hh, b_hh, batch_sizes, slot)
+        projection = (x2, w_ih, bias, xw.shape, xw.dtype)  # a second-order backward recomputes xw from it
+        return self._bptt(xw, state, weights, batch_sizes, slot, projection)
 
     def _fused_segments(self, x: Tensor, state: State, weights: list[Tensor], batch_sizes) -> tuple[Tensor, State]:
         """The vendor kernel once per stretch of steps over which the active rows stay the same, carrying the
@@ -652,8 +655,9 @@ class LSTM(Recurrent):
             return "fused"
         return "bptt"
 
-    def _bptt(self, xw, state, w_hh, b_hh, bs, slot):
-        h, h_n, c_n = LSTMFunction.apply(xw, state[0], state[1], w_hh, bs, slot)
+    def _bptt(self, xw, state, weights, bs, slot, projection):
+        w_hr = weights[4] if len(weights) > 4 else None
+        h, h_n, c_n, _, _ = LSTMFunction.apply(xw, state[0], state[1], weights[1], w_hr, bs, slot, projection)
         return h, (h_n, c_n)
 
     def _reference_cell(self):
@@ -699,9 +703,10 @@ class GRU(Recurrent):
         H = self.hidden_size
         return b_ih + torch.cat([b_hh[: 2 * H], b_hh.new_zeros(H)])  # b_hn stays inside r ⊙ (W_hn h + b_hn)
 
-    def _bptt(self, xw, state, w_hh, b_hh, bs, slot):
+    def _bptt(self, xw, state, weights, bs, slot, projection):
+        b_hh = weights[3]
         b_hn = None if b_hh is None else b_hh[2 * self.hidden_size :]
-        h, h_n = GRUFunction.apply(xw, state[0], w_hh, b_hn, bs, slot)
+        h, h_n, *_ = GRUFunction.apply(xw, state[0], weights[1], b_hn, bs, slot, projection)
         return h, (h_n,)
 
     def _reference_cell(self):
@@ -753,8 +758,8 @@ class RNN(Recurrent):
             backend=backend, weight_drop=weight_drop, locked_dropout=locked_dropout,
         )  # fmt: skip
 
-    def _bptt(self, xw, state, w_hh, b_hh, bs, slot):
-        h, h_n = RNNFunction.apply(xw, state[0], w_hh, self.nonlinearity == "relu", bs, slot)
+    def _bptt(self, xw, state, weights, bs, slot, projection):
+        h, h_n = RNNFunction.apply(xw, state[0], weights[1], self.nonlinearity == "relu", bs, slot, projection)
         return h, (h_n,)
 
     def _reference_cell(self):

@@ -1,0 +1,133 @@
+"""The autograd plumbing the three bptt Functions share around their hand-written forward and backward.
+
+- **New-style Functions** (forward without ctx, ``setup_context``), so torch.func's transforms take them.
+- **Second order.** ``backward`` runs the hand-written reverse loop when no graph of the gradient is asked for (grad
+  mode is off inside backward): the first-order path is untouched. When one is asked for (``create_graph=True``:
+  gradgradcheck, a gradient penalty, torch.func.grad nested in itself) it returns instead the vector-Jacobian
+  product of the cell's reference recurrence over the same inputs (``reference.*_over``), recomputed with a graph:
+  exact second derivatives, at the per-step speed of autograd.
+- **Forward mode** (torch.func.jvp, jacfwd, hessian): the reference recurrence's jvp, recomputed the same way.
+- **vmap.** A vmapped batch of inputs (the usual per-sample gradients: ``vmap(grad(f), in_dims=(None, 0))``) is
+  folded into the Function's batch rows, one call for all; vmapping the weights (an ensemble) is refused in words.
+
+The input projection: the layers pass ``projection = (x, w_ih, bias)`` with xw = x W_ih^T + bias, all of which the
+projection's own autograd node keeps anyway. A second-order backward recomputes xw from it with a graph, so the
+first-order path never keeps xw (T·B·G) alive for the sake of a graph that is rarely asked for. Without it (a
+direct call), xw itself is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+
+class Spec:
+    """How one Function's inputs map onto its reference recurrence: ``spec(*tensor_inputs, *options, bs)``.
+
+    tensors: how many leading inputs are tensors (or None) that may carry gradients; after them come the options
+    the reference also takes (RNN's relu), then batch_sizes, slot and projection, always last in that order.
+    states: the positions of the initial states among the inputs (folded with xw under vmap); the other tensors
+    are weights.
+    axes: the batch axis of each output (1 for (T, B, ·), 0 for a final state (B, ·)).
+    public: how many outputs are the Function's results; the rest are non-differentiable buffers for backward.
+    """
+
+    def __init__(self, reference: Callable, tensors: int, states: Sequence[int], axes: Sequence[int], public: int):
+        self.reference, self.tensors, self.states = reference, tensors, tuple(states)
+        self.axes, self.public = tuple(axes), public
+
+    def outputs(self, inputs: Sequence, xw: Tensor | None = None) -> tuple[Tensor, ...]:
+        """The reference's public outputs for ``inputs`` (xw replaced when given), with whatever graph they carry."""
+        args = list(inputs[:-2])  # without slot and projection
+        if xw is not None:
+            args[0] = xw
+        return self.reference(*args)[: self.public]
+
+
+def setup(ctx, spec: Spec, inputs: Sequence, output: Sequence[Tensor], keep: Sequence[Tensor]) -> None:
+    """setup_context: save what the hand-written backward reads (``keep``, outputs and inputs) and the reference's
+    inputs; xw only when no projection can recompute it."""
+    ctx.mark_non_differentiable(*output[spec.public :])
+    projection = inputs[-1]
+    tensors = list(inputs[: spec.tensors])
+    ctx.n_keep = len(keep)
+    ctx.xw_saved = projection is None
+    ctx.save_for_backward(*keep, *(tensors if ctx.xw_saved else tensors[1:]))
+    ctx.save_for_forward(*tensors)
+    ctx.spec, ctx.options, ctx.projection = spec, tuple(inputs[spec.tensors :]), projection
+
+
+def saved(ctx) -> tuple[tuple[Tensor, ...], list]:
+    """(what backward kept, the tensor inputs with xw None when it was not kept)."""
+    values = ctx.saved_tensors
+    keep, tensors = values[: ctx.n_keep], list(values[ctx.n_keep :])
+    return keep, (tensors if ctx.xw_saved else [None, *tensors])
+
+
+def graph_backward(ctx, grads: Sequence[Tensor]) -> tuple:
+    """The gradients of every input as the VJP of the reference recurrence, with a graph (create_graph)."""
+    spec = ctx.spec
+    tensors = saved(ctx)[1]
+    if tensors[0] is None:
+        tensors[0] = recompute(ctx.projection)
+    diff = [i for i, v in enumerate(tensors) if isinstance(v, Tensor) and v.is_floating_point()]
+
+    def function(*primals):
+        args = list(tensors)
+        for i, v in zip(diff, primals, strict=True):
+            args[i] = v
+        return spec.outputs([*args, *ctx.options])
+
+    _, vjp = torch.func.vjp(function, *(tensors[i] for i in diff))
+    got = dict(zip(diff, vjp(tuple(grads[: spec.public])), strict=True))
+    return tuple(got.get(i) for i in range(len(tensors))) + (None,) * len(ctx.options)
+
+
+def recompute(projection) -> Tensor:
+    x, w_ih, bias, shape, dtype = projection
+    xw = torch.mm(x, w_ih.t()) if bias is None else torch.addmm(bias, x, w_ih.t())
+    return xw.view(shape).to(dtype)
+
+
+def jvp(ctx, tangents: Sequence) -> tuple:
+    """Forward mode: the reference recurrence's jvp at the saved inputs; the buffers get no tangent."""
+    spec = ctx.spec
+    primals = list(ctx.saved_tensors)
+    diff = [i for i, (p, t) in enumerate(zip(primals, tangents, strict=False)) if p is not None and t is not None]
+
+    def function(*values):
+        args = list(primals)
+        for i, v in zip(diff, values, strict=True):
+            args[i] = v
+        return spec.outputs([*args, *ctx.options])
+
+    _, out = torch.func.jvp(function, tuple(primals[i] for i in diff), tuple(tangents[i] for i in diff))
+    return (*out, *(None,) * (len(spec.axes) - spec.public))
+
+
+def vmap(function, info, in_dims: Sequence, args: Sequence):
+    """Fold a vmapped batch of N into the rows: rows b·N + n, so the rows active at a step stay a prefix."""
+    spec: Spec = function.spec
+    weights = [i for i in range(1, spec.tensors) if i not in spec.states]
+    if any(in_dims[i] is not None for i in weights):  # (the projection may be batched: it is dropped below)
+        raise RuntimeError(
+            f"{function.__name__}: vmap over the weights of a seqlab recurrent layer is not supported (only over "
+            "its inputs and states, as for per-sample gradients); use backend='reference', which vmap runs op by op"
+        )
+    N = info.batch_size
+    xw = args[0].movedim(in_dims[0], 0) if in_dims[0] is not None else args[0].expand(N, *args[0].shape)
+    T, B = xw.shape[1], xw.shape[2]
+    folded = [xw.movedim(0, 2).reshape(T, B * N, -1), *args[1 : spec.tensors]]  # (T, B, N, G): rows b·N + n
+    for i in spec.states:
+        s = args[i].movedim(in_dims[i], 1) if in_dims[i] is not None else args[i].unsqueeze(1).expand(B, N, -1)
+        folded[i] = s.reshape(B * N, -1)
+    *options, bs, _, _ = args[spec.tensors :]
+    bs = None if bs is None else [int(b) * N for b in bs]
+    # No recording under vmap; the projection's tensors belong to the vmapped level, so xw is kept instead.
+    outputs = function.apply(*folded, *options, bs, None, None)
+    return tuple(o.unflatten(a, (B, N)) for o, a in zip(outputs, spec.axes, strict=True)), tuple(
+        a + 1 for a in spec.axes
+    )
