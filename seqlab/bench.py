@@ -280,6 +280,33 @@ def bench_scan(repeats: int, warmup: int, lengths=SCAN["T"]) -> list[Row]:
     return rows
 
 
+PROJ_SHAPES = [(32, 100, 64, 256, 64), (64, 100, 256, 512, 128), (1, 1000, 64, 256, 64)]  # B, T, I, H, proj_size
+
+
+def bench_projection(repeats: int, warmup: int, shapes=PROJ_SHAPES) -> list[Row]:
+    """The LSTM with proj_size: a training step and inference of torch.nn.LSTM(proj_size=P) (oneDNN has no
+    projection: PyTorch's native per-step code) beside seqlab's fused (the same op) and bptt backends, and the
+    bytes each keeps for backward."""
+    rows = []
+    for B, T, I, H, P in shapes:
+        torch.manual_seed(0)
+        x = torch.randn(T, B, I, requires_grad=True)
+        variants = {"torch.nn": nn.LSTM(I, H, proj_size=P)}
+        for backend in ("fused", "bptt"):
+            variants[backend] = LSTM(I, H, proj_size=P, backend=backend)
+            variants[backend].load_state_dict(variants["torch.nn"].state_dict())
+        auto = LSTM(I, H, proj_size=P).effective_backend
+        name = f"lstm proj {B}x{T}x{I}x{H}/{P}"
+        train = {k: (lambda m=m: m(x)[0].sum().backward()) for k, m in variants.items()}
+        infer = {k: (lambda m=m: torch.no_grad()(m)(x.detach())) for k, m in variants.items()}
+        for mode, fns in (("train", train), ("infer", infer)):
+            ms = median_ms(fns, repeats, warmup)
+            rows += [Row(name, mode, k, v, ms["torch.nn"] / v, None, auto=k == auto) for k, v in ms.items()]
+        saved = {k: saved_bytes(lambda m=m: m(x)[0], [x, *m.parameters()]) for k, m in variants.items()}
+        rows += [Row(name, "saved", k, None, saved["torch.nn"] / v, None, v / 2**20) for k, v in saved.items()]
+    return rows
+
+
 PRECISION_SHAPE = (64, 100, 256, 256)  # issue 14's target case: B, T, I, H
 
 
@@ -422,6 +449,12 @@ def add_parser(sub, common) -> None:
         help="only training throughput of 1 process x 2 threads against 2 processes x 1 thread (torchrun + DDP): "
         "lm (LSTM and GRU, 2x512) and classify (LSTM), real runs (~10 minutes)",
     )
+    b.add_argument(
+        "--proj",
+        action="store_true",
+        help="only the LSTM with proj_size: torch.nn beside seqlab's fused and bptt backends, training, inference "
+        "and bytes saved for backward, at three shapes",
+    )
     b.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 7)")
     b.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     b.add_argument("--force", action="store_true", help="replace FILE if it exists")
@@ -444,6 +477,10 @@ def run(args) -> None:
             print("# this CPU has no native bfloat16 (AVX512-BF16 or AMX): bf16 runs emulated here")
         rows = bench_precision(args.cells, args.repeats or 5, 1)
         print(format_rows(rows).replace("vs torch", " f32/bf16"))
+        return write_rows(args.json, [asdict(r) for r in rows])
+    if args.proj:
+        rows = bench_projection(args.repeats or 5, 1)
+        print(format_rows(rows))
         return write_rows(args.json, [asdict(r) for r in rows])
     if args.scan:
         rows = bench_scan(args.repeats or 3, 1)

@@ -74,3 +74,15 @@ def test_scan_bench_times_every_variant_and_counts_what_the_scan_keeps(monkeypat
     saved = {(r.case, r.variant.split(" (")[0]): r.saved_mb for r in rows}
     assert saved[("scan 2x64x8x8", "minGRU")] > 3 * saved[("scan 2x16x8x8", "minGRU")] > 0
     assert all(r.ms > 0 and r.gflops > 0 for r in rows)
+
+
+def test_projection_bench_rows_and_what_the_projected_bptt_keeps(monkeypatch):
+    """The projected bptt LSTM keeps gates (4H), c (H) and h (P) per step and its two initial states, nothing
+    else (o ⊙ tanh c is recomputed for ∂W_hr); the bench has a row per variant and mode."""
+    rows = bench.bench_projection(1, 0, shapes=[(3, 7, 4, 6, 2)])
+    assert {(r.mode, r.variant) for r in rows} == {
+        (m, v) for m in ("train", "infer", "saved") for v in ("torch.nn", "fused", "bptt")
+    }
+    B, T, I, H, P = 3, 7, 4, 6, 2
+    saved = {r.variant: r.saved_mb * 2**20 for r in rows if r.mode == "saved"}
+    assert saved["bptt"] == 4 * (T * B * (5 * H + P) + B * (H + P))

@@ -188,10 +188,21 @@ ERRORS = {  # name: (make(cls, cell) -> module, call(module, cell)); the module 
     "no_time_steps": (lambda c, cell: c(I, H), lambda m, cell: m(torch.randn(0, B, I))),
     "proj_size": (lambda c, cell: c(I, H, proj_size=0), None),
     "nonlinearity": (lambda c, cell: c(I, H, nonlinearity="sigmoid"), None),
+    "proj_negative": (lambda c, cell: c(I, H, proj_size=-1), None),
+    "proj_too_large": (lambda c, cell: c(I, H, proj_size=H), None),
+    "proj_hidden": (
+        lambda c, cell: c(I, H, proj_size=2),
+        lambda m, cell: m(torch.randn(T, B, I), _hx(cell, (1, B, H), (1, B, H))),
+    ),
+    "proj_cell": (
+        lambda c, cell: c(I, H, proj_size=2),
+        lambda m, cell: m(torch.randn(T, B, I), _hx(cell, (1, B, 2), (1, B, 2))),
+    ),
 }
 
 
-ONLY = {"cell_size": ("lstm",), "nonlinearity": ("rnn",), "proj_size": ("gru", "rnn")}  # seqlab refuses LSTM's
+LSTM_ONLY = ("cell_size", "proj_negative", "proj_too_large", "proj_hidden", "proj_cell")
+ONLY = {"nonlinearity": ("rnn",), "proj_size": ("gru", "rnn"), **dict.fromkeys(LSTM_ONLY, ("lstm",))}
 
 
 @pytest.mark.parametrize("case, cell", [(case, cell) for case in ERRORS for cell in ONLY.get(case, tuple(CELLS))])

@@ -256,8 +256,8 @@ def test_bad_lstm_state_and_constructor_arguments():
         m(torch.randn(T, B, I), torch.randn(1, B, H))
     with pytest.raises(ValueError, match=r"cx must have shape \(1, 4, 5\)"):
         m(torch.randn(T, B, I), (torch.randn(1, B, H), torch.randn(1, B, H + 1)))
-    with pytest.raises(ValueError, match="proj_size is not supported"):
-        seqlab.LSTM(I, H, proj_size=2)
+    with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
+        seqlab.LSTM(I, H, proj_size=H)
     with pytest.raises(ValueError, match="nonlinearity must be 'tanh' or 'relu'"):
         seqlab.RNN(I, H, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="backend must be one of auto, fused, bptt, reference"):

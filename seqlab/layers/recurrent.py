@@ -47,7 +47,8 @@ from .minimal import MinGRU, MinimalRecurrent, MinLSTM
 
 BACKENDS = ("auto", "fused", "bptt", "reference")
 State = tuple[Tensor, ...]
-Weights = tuple[Tensor, Tensor, Tensor | None, Tensor | None]  # w_ih, w_hh, b_ih, b_hh of one layer-direction
+# w_ih, w_hh, b_ih, b_hh of one layer-direction, and w_hr for a projected LSTM (torch.nn's flat order)
+Weights = tuple[Tensor | None, ...]
 
 
 class ShapeError(RuntimeError, ValueError):
@@ -116,6 +117,7 @@ class Recurrent(nn.Module):
                 stacklevel=2,
             )
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.proj_size = getattr(self, "proj_size", 0)  # the LSTM's, set before this runs; h has proj_size features
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional = bidirectional
         self.backend = backend
@@ -124,21 +126,30 @@ class Recurrent(nn.Module):
         factory = {"device": device, "dtype": dtype}
         D = 2 if bidirectional else 1
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * D
+            layer_input = input_size if layer == 0 else self.output_size * D
             for suffix in ("", "_reverse")[:D]:
                 GH = self.gates * hidden_size
                 self.register_parameter(
                     f"weight_ih_l{layer}{suffix}", nn.Parameter(torch.empty(GH, layer_input, **factory))
                 )
                 self.register_parameter(
-                    f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, hidden_size, **factory))
+                    f"weight_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, self.output_size, **factory))
                 )
                 if bias:
                     self.register_parameter(f"bias_ih_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory)))
                     self.register_parameter(f"bias_hh_l{layer}{suffix}", nn.Parameter(torch.empty(GH, **factory)))
+                if self.proj_size:  # torch.nn's order: after the biases
+                    self.register_parameter(
+                        f"weight_hr_l{layer}{suffix}", nn.Parameter(torch.empty(self.proj_size, hidden_size, **factory))
+                    )
         self.reset_parameters()
 
     # ----------------------------------------------------------------------------------------------- parameters
+    @property
+    def output_size(self) -> int:
+        """Features of h per direction: proj_size for a projected LSTM, hidden_size otherwise."""
+        return self.proj_size or self.hidden_size
+
     def reset_parameters(self) -> None:
         """torch.nn's initialisation: every weight and bias ~ U(-1/√H, 1/√H)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
@@ -152,9 +163,10 @@ class Recurrent(nn.Module):
         each weight once, as torch.nn does. Without a parametrization it is a dict lookup (Module.__getattr__)."""
         suffix = f"l{layer}{'_reverse' if reverse else ''}"
         w_ih, w_hh = getattr(self, f"weight_ih_{suffix}"), getattr(self, f"weight_hh_{suffix}")
-        if not self.bias:
-            return w_ih, w_hh, None, None
-        return w_ih, w_hh, getattr(self, f"bias_ih_{suffix}"), getattr(self, f"bias_hh_{suffix}")
+        biases = (getattr(self, f"bias_ih_{suffix}"), getattr(self, f"bias_hh_{suffix}")) if self.bias else (None, None)
+        if self.proj_size:
+            return w_ih, w_hh, *biases, getattr(self, f"weight_hr_{suffix}")
+        return w_ih, w_hh, *biases
 
     def _stack_weights(self) -> list[Weights]:
         """Every layer-direction's weights, k = layer·D + direction, read once."""
@@ -166,7 +178,7 @@ class Recurrent(nn.Module):
         if not (self.training and self.weight_drop > 0):
             return weights
         p = self.weight_drop
-        return [(w_ih, F.dropout(w_hh, p, training=True), b_ih, b_hh) for w_ih, w_hh, b_ih, b_hh in weights]
+        return [(w[0], F.dropout(w[1], p, training=True), *w[2:]) for w in weights]
 
     def _locked_between(self) -> bool:
         """Whether the between-layer dropout of this call is variational (one mask per sequence)."""
@@ -373,12 +385,14 @@ class Recurrent(nn.Module):
         name = type(self).__name__
         LD = self.num_layers * (2 if self.bidirectional else 1)
         B = x.shape[1] if B is None else B
-        if hx is None:
-            zeros = x.new_zeros(LD, B, self.hidden_size)
-            return (zeros,) * self.n_states
+        sizes = (self.output_size, self.hidden_size)[: self.n_states]  # h, and the LSTM's c
+        if hx is None:  # one zero tensor per size: h0 and c0 share it unless projected
+            zeros = {size: x.new_zeros(LD, B, size) for size in set(sizes)}
+            return tuple(zeros[size] for size in sizes)
         if isinstance(B, Tensor):  # traced: a given hx is checked once, when traced, as torch.nn does
             B = int(B)
-        want = (LD, B, self.hidden_size) if batched else (LD, self.hidden_size)
+        wants = [(LD, B, size) if batched else (LD, size) for size in sizes]
+        want = wants[0]
         lstm = self.n_states == 2
         parts = hx if lstm else (hx,)
         if lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
@@ -395,12 +409,13 @@ class Recurrent(nn.Module):
                 f"{got}; hx must have shape {want} (num_layers·directions, batch, hidden)"
             )
         for i, (label, h) in enumerate(zip(("hx", "cx") if lstm else ("hx",), parts, strict=True)):
+            want = wants[i]
             if tuple(h.shape) != want:
                 # torch.nn compares after adding the batch dimension of an unbatched call, so it prints that.
                 full = list(h.shape) if batched else list(h.unsqueeze(1).shape)
                 what = f"hidden[{i}]" if lstm else "hidden"
                 raise ShapeError(
-                    f"{name}: Expected {what} size {(LD, B, self.hidden_size)}, got {full}; "
+                    f"{name}: Expected {what} size {(LD, B, sizes[i])}, got {full}; "
                     f"{label} must have shape {want} (num_layers·directions, batch, hidden), got {tuple(h.shape)}"
                 )
             if h.dtype != x.dtype or h.device != x.device:
@@ -452,7 +467,7 @@ class Recurrent(nn.Module):
                 state = tuple(s.index_select(1, order_dev) for s in state)
             t_max = int(lengths[0]) if B else 0
             if t_max == 0:  # every sequence is empty: zero outputs, final state = initial state
-                return x.new_zeros(T, B, self.hidden_size * (2 if self.bidirectional else 1)), state
+                return x.new_zeros(T, B, self.output_size * (2 if self.bidirectional else 1)), state
             x = x[:t_max]  # steps past the longest sequence are all padding
             counts = torch.bincount(lengths, minlength=t_max + 1)
             batch_sizes = tuple((B - torch.cumsum(counts, 0))[:t_max].tolist())  # rows with length > t
@@ -582,6 +597,8 @@ class Recurrent(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         for key, default in (
             ("bias", True),
             ("batch_first", False),
@@ -601,7 +618,9 @@ class LSTM(Recurrent):
     Extra keywords: ``backend``, and ``forget_bias`` — when given, the forget gate's total bias starts at this
     value (bias_ih's f block set to it, bias_hh's to 0). 1.0 is the usual choice (Gers et al. 2000; Jozefowicz et
     al. 2015): the cell starts out keeping its memory, so gradients reach further back.
-    ``proj_size`` other than 0 is not supported and is refused. The positional order is torch.nn.LSTM's.
+    ``proj_size`` P > 0 projects h_t = (o_t ⊙ tanh c_t) W_hr^T to P features (Sak et al. 2014), as torch.nn does,
+    on every backend (the bptt backward carries it): h and the output have P features per direction, c keeps H.
+    The positional order is torch.nn.LSTM's.
     """
 
     gates, n_states = 4, 2
@@ -624,8 +643,13 @@ class LSTM(Recurrent):
         weight_drop: float = 0.0,
         locked_dropout: bool = False,
     ) -> None:
-        if proj_size:
-            raise ValueError("LSTM: proj_size is not supported by seqlab; use torch.nn.LSTM for projected LSTMs")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise TypeError(f"LSTM: proj_size should be an integer, got: {type(proj_size).__name__}")
+        if proj_size < 0:  # torch.nn's wording
+            raise ValueError("LSTM: proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError(f"LSTM: proj_size has to be smaller than hidden_size ({proj_size} >= {hidden_size})")
+        self.proj_size = proj_size
         self.forget_bias = forget_bias
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
@@ -807,7 +831,7 @@ class DynamicQuantized:
             warnings.simplefilter("ignore")
             twin = float_cls(
                 mod.input_size, mod.hidden_size, mod.num_layers, mod.bias, mod.batch_first, mod.dropout,
-                mod.bidirectional, device=p.device, dtype=p.dtype,
+                mod.bidirectional, device=p.device, dtype=p.dtype, **({"proj_size": mod.proj_size} if mod.proj_size else {}),
             )  # fmt: skip
         twin.load_state_dict({name: getattr(mod, name) for name, _ in twin.named_parameters()})
         twin.train(mod.training)
