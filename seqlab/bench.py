@@ -297,12 +297,12 @@ def bench_projection(repeats: int, warmup: int, shapes=PROJ_SHAPES) -> list[Row]
             variants[backend].load_state_dict(variants["torch.nn"].state_dict())
         auto = LSTM(I, H, proj_size=P).effective_backend
         name = f"lstm proj {B}x{T}x{I}x{H}/{P}"
-        train = {k: (lambda m=m: m(x)[0].sum().backward()) for k, m in variants.items()}
-        infer = {k: (lambda m=m: torch.no_grad()(m)(x.detach())) for k, m in variants.items()}
+        train = {k: (lambda m=m, x=x: m(x)[0].sum().backward()) for k, m in variants.items()}
+        infer = {k: (lambda m=m, x=x: torch.no_grad()(m)(x.detach())) for k, m in variants.items()}
         for mode, fns in (("train", train), ("infer", infer)):
             ms = median_ms(fns, repeats, warmup)
             rows += [Row(name, mode, k, v, ms["torch.nn"] / v, None, auto=k == auto) for k, v in ms.items()]
-        saved = {k: saved_bytes(lambda m=m: m(x)[0], [x, *m.parameters()]) for k, m in variants.items()}
+        saved = {k: saved_bytes(lambda m=m, x=x: m(x)[0], [x, *m.parameters()]) for k, m in variants.items()}
         rows += [Row(name, "saved", k, None, saved["torch.nn"] / v, None, v / 2**20) for k, v in saved.items()]
     return rows
 

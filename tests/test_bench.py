@@ -83,6 +83,6 @@ def test_projection_bench_rows_and_what_the_projected_bptt_keeps(monkeypatch):
     assert {(r.mode, r.variant) for r in rows} == {
         (m, v) for m in ("train", "infer", "saved") for v in ("torch.nn", "fused", "bptt")
     }
-    B, T, I, H, P = 3, 7, 4, 6, 2
+    B, T, _, H, P = 3, 7, 4, 6, 2
     saved = {r.variant: r.saved_mb * 2**20 for r in rows if r.mode == "saved"}
     assert saved["bptt"] == 4 * (T * B * (5 * H + P) + B * (H + P))

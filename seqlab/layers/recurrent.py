@@ -827,11 +827,12 @@ class DynamicQuantized:
             raise ValueError(_no_quantized_rnn(type(mod).__name__))
         float_cls, quantized_cls = (nn.LSTM, nnqd.LSTM) if isinstance(mod, LSTM) else (nn.GRU, nnqd.GRU)
         p = next(mod.parameters())
+        extra = {"proj_size": mod.proj_size} if mod.proj_size else {}  # torch's quantized LSTM has no projection
         with warnings.catch_warnings():  # the dropout with one layer warning: the seqlab layer gave it already
             warnings.simplefilter("ignore")
             twin = float_cls(
                 mod.input_size, mod.hidden_size, mod.num_layers, mod.bias, mod.batch_first, mod.dropout,
-                mod.bidirectional, device=p.device, dtype=p.dtype, **({"proj_size": mod.proj_size} if mod.proj_size else {}),
+                mod.bidirectional, device=p.device, dtype=p.dtype, **extra,
             )  # fmt: skip
         twin.load_state_dict({name: getattr(mod, name) for name, _ in twin.named_parameters()})
         twin.train(mod.training)
