@@ -96,9 +96,11 @@ class Recurrent(nn.Module):
             ("input_size", input_size),
             ("hidden_size", hidden_size),
             ("num_layers", num_layers),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        ):  # torch.nn's types and wording
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name}: {arg} should be of type int, got: {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name}: {arg} must be greater than zero (a positive integer), got {value!r}")
         # torch.nn's wording. It checks bias and batch_first only, and takes bidirectional="False" as True; we refuse.
         for arg, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(value, bool):
@@ -366,10 +368,13 @@ class Recurrent(nn.Module):
             )
         if input.dtype != w.dtype and torch.is_autocast_enabled(input.device.type) and w.dtype == torch.float32:
             input = input.float()  # a reduced-precision input under autocast (another autocast op's output)
-        if input.dtype != w.dtype or input.device != w.device:
+        if input.dtype != w.dtype:  # torch.nn's wording
             raise ValueError(
-                f"{name}: input is {input.dtype} on {input.device} but the parameters are {w.dtype} on {w.device}"
+                f"{name}: RNN input dtype ({input.dtype}) does not match weight dtype ({w.dtype}). Convert input: "
+                f"input.to({w.dtype}), or convert model: model.to({input.dtype})"
             )
+        if input.device != w.device:
+            raise ValueError(f"{name}: input is on {input.device} but the parameters are on {w.device}")
         batched = input.dim() == 3
         x = input if not batched or not self.batch_first else input.transpose(0, 1)
         x = x if batched else x.unsqueeze(1)
@@ -647,7 +652,7 @@ class LSTM(Recurrent):
             raise TypeError(f"LSTM: proj_size should be an integer, got: {type(proj_size).__name__}")
         if proj_size < 0:  # torch.nn's wording
             raise ValueError("LSTM: proj_size should be a positive integer or zero to disable projections")
-        if proj_size >= hidden_size:
+        if isinstance(hidden_size, int) and 0 < hidden_size <= proj_size:  # a bad hidden_size: the base says so
             raise ValueError(f"LSTM: proj_size has to be smaller than hidden_size ({proj_size} >= {hidden_size})")
         self.proj_size = proj_size
         self.forget_bias = forget_bias
