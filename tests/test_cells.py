@@ -231,3 +231,25 @@ def test_bptt_layer_over_several_backward_chunks_equals_torch(monkeypatch, cell)
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
     if calls is not None:
         assert_rows_left_across_chunks(calls, lengths.tolist())
+
+
+@pytest.mark.parametrize("cell", list(LAYERS))
+@pytest.mark.parametrize("used", ["output", "final h", "final c"])
+def test_unused_outputs_get_no_gradient_and_the_rest_match_torch(cell, used):
+    """Autograd does not materialize zero gradients for outputs a loss leaves out (nor for the buffers the
+    Functions hand to backward); the Functions fill them in: a loss on one output alone equals torch.nn's."""
+    if used == "final c" and cell != "lstm":
+        return
+    ours_cls, torch_cls, extra, _ = LAYERS[cell]
+    ref = torch_cls(2, H, dtype=torch.float64, **extra)
+    ours = ours_cls(2, H, dtype=torch.float64, backend="bptt", **extra)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 3, 2, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for module in (ours, ref):
+        y, state = module(x)
+        state = state if cell == "lstm" else (state,)
+        pick = {"output": y, "final h": state[0], "final c": state[-1]}[used]
+        grads.append(torch.autograd.grad(pick.pow(2).sum(), [x, *module.parameters()]))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

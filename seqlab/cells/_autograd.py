@@ -51,6 +51,7 @@ def setup(ctx, spec: Spec, inputs: Sequence, output: Sequence[Tensor], keep: Seq
     """setup_context: save what the hand-written backward reads (``keep``, outputs and inputs) and the reference's
     inputs; xw only when no projection can recompute it."""
     ctx.mark_non_differentiable(*output[spec.public :])
+    ctx.set_materialize_grads(False)  # else autograd allocates zero gradients for the buffers at every backward
     projection = inputs[-1]
     tensors = list(inputs[: spec.tensors])
     ctx.n_keep = len(keep)
@@ -58,6 +59,11 @@ def setup(ctx, spec: Spec, inputs: Sequence, output: Sequence[Tensor], keep: Seq
     ctx.save_for_backward(*keep, *(tensors if ctx.xw_saved else tensors[1:]))
     ctx.save_for_forward(*tensors)
     ctx.spec, ctx.options, ctx.projection = spec, tuple(inputs[spec.tensors :]), projection
+
+
+def materialized(grads: Sequence[Tensor | None], outputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
+    """The public outputs' gradients with zeros for the unused ones (materialization is off, see setup)."""
+    return tuple(torch.zeros_like(o) if g is None else g for g, o in zip(grads, outputs, strict=True))
 
 
 def saved(ctx) -> tuple[tuple[Tensor, ...], list]:

@@ -14,8 +14,12 @@ Legend: T time, B batch, I input, H hidden, G = 4H gate pre-activations.
 The input projection xw = x W_ih^T + b_ih + b_hh is one large product over all steps, taken by the layer with
 autograd; ``LSTMFunction`` runs the recurrence over it and differentiates it by hand.
 
+With a projection (torch.nn's proj_size P): h_t = (o_t ⊙ tanh c_t) W_hr^T, W_hr (P, H); h and W_hh's columns have
+P features, c keeps H.
+
 Memory saved for backward: the activated gates (T·B·4H) and c (T·B·H); h is the output, kept by the caller
-anyway. torch.nn.LSTM on oneDNN keeps a workspace of about twice that. tanh(c) is recomputed in backward.
+anyway. torch.nn.LSTM on oneDNN keeps a workspace of about twice that. tanh(c) (and o ⊙ tanh c for ∂W_hr) is
+recomputed in backward. The autograd plumbing (second order, torch.func) is in _autograd.py.
 """
 
 from __future__ import annotations
@@ -95,9 +99,11 @@ class LSTMFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n, *_):
+        (_, _, h), (_, h0, c0, _, _) = _autograd.saved(ctx)
+        grads = _autograd.materialized((dy, dh_n, dc_n), (h, h0, c0))
         if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
-            return _autograd.graph_backward(ctx, (dy, dh_n, dc_n))
-        return LSTMFunction.reverse(ctx, dy, dh_n, dc_n)
+            return _autograd.graph_backward(ctx, grads)
+        return LSTMFunction.reverse(ctx, *grads)
 
     @staticmethod
     def reverse(ctx, dy, dh_n, dc_n):

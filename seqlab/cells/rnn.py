@@ -64,9 +64,11 @@ class RNNFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dh_n):
+        (h,), (_, h0, _) = _autograd.saved(ctx)
+        grads = _autograd.materialized((dy, dh_n), (h, h0))
         if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
-            return _autograd.graph_backward(ctx, (dy, dh_n))
-        return RNNFunction.reverse(ctx, dy, dh_n)
+            return _autograd.graph_backward(ctx, grads)
+        return RNNFunction.reverse(ctx, *grads)
 
     @staticmethod
     def reverse(ctx, dy, dh_n):
