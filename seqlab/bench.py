@@ -295,11 +295,13 @@ def bench_projection(repeats: int, warmup: int, shapes=PROJ_SHAPES) -> list[Row]
         for backend in ("fused", "bptt"):
             variants[backend] = LSTM(I, H, proj_size=P, backend=backend)
             variants[backend].load_state_dict(variants["torch.nn"].state_dict())
-        auto = LSTM(I, H, proj_size=P).effective_backend
+        chooser = LSTM(I, H, proj_size=P)
         name = f"lstm proj {B}x{T}x{I}x{H}/{P}"
         train = {k: (lambda m=m, x=x: m(x)[0].sum().backward()) for k, m in variants.items()}
         infer = {k: (lambda m=m, x=x: torch.no_grad()(m)(x.detach())) for k, m in variants.items()}
         for mode, fns in (("train", train), ("infer", infer)):
+            with torch.set_grad_enabled(mode == "train"):
+                auto = chooser.effective_backend  # what backend="auto" runs here
             ms = median_ms(fns, repeats, warmup)
             rows += [Row(name, mode, k, v, ms["torch.nn"] / v, None, auto=k == auto) for k, v in ms.items()]
         saved = {k: saved_bytes(lambda m=m, x=x: m(x)[0], [x, *m.parameters()]) for k, m in variants.items()}

@@ -86,3 +86,5 @@ def test_projection_bench_rows_and_what_the_projected_bptt_keeps(monkeypatch):
     B, T, _, H, P = 3, 7, 4, 6, 2
     saved = {r.variant: r.saved_mb * 2**20 for r in rows if r.mode == "saved"}
     assert saved["bptt"] == 4 * (T * B * (5 * H + P) + B * (H + P))
+    marked = {(r.mode, r.variant) for r in rows if r.auto}
+    assert marked == {("train", "bptt"), ("infer", "fused")}

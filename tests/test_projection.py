@@ -73,7 +73,10 @@ def test_projected_batch_first_unbatched_and_float32():
     x = torch.randn(3, 7, I)
     torch.testing.assert_close(ours(x)[0], ref(x)[0])
     torch.testing.assert_close(ours(x[0])[0], ref(x[0])[0])
-    assert seqlab.LSTM(I, H, proj_size=P).effective_backend == "fused"  # torch's own kernel, as torch.nn runs
+    auto = seqlab.LSTM(I, H, proj_size=P)
+    assert auto.effective_backend == "bptt"  # training: faster than PyTorch's native projected LSTM
+    with torch.no_grad():
+        assert auto.effective_backend == "fused"  # inference: PyTorch's own op, as torch.nn runs
 
 
 def test_projected_recording_and_trace():
