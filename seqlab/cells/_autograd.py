@@ -50,7 +50,7 @@ class Spec:
 def setup(ctx, spec: Spec, inputs: Sequence, output: Sequence[Tensor], keep: Sequence[Tensor]) -> None:
     """setup_context: save what the hand-written backward reads (``keep``, outputs and inputs) and the reference's
     inputs; xw only when no projection can recompute it."""
-    ctx.mark_non_differentiable(*output[spec.public :])
+    ctx.mark_non_differentiable(*(o for o in output[spec.public :] if o is not None))
     ctx.set_materialize_grads(False)  # else autograd allocates zero gradients for the buffers at every backward
     projection = inputs[-1]
     tensors = list(inputs[: spec.tensors])

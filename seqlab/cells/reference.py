@@ -86,12 +86,32 @@ def rnn_over(xw: Tensor, h0: Tensor, w_hh: Tensor, relu: bool, bs) -> tuple[Tens
     return over(lambda a, state: (act(a + F.linear(state[0], w_hh)),), xw, (h0,), bs)
 
 
-def over(step, xw: Tensor, state: State, bs) -> tuple[Tensor, ...]:
-    """-> (outputs (T, B, ·) zero past each row's length, *final states at each row's own last step)."""
+def variant_lstm_over(xw, h0, c0, w_hh, g_h, b_h, g_c, b_c, z_h, z_c, m, bs) -> tuple[Tensor, ...]:
+    """The LSTM with layer norm (γ, β not None), zoneout masks z_h, z_c (T, B, H) and a recurrent dropout mask m
+    (B, H), any of them None: the equations of seqlab/cells/lstm_variants.py, step by step."""
+    G, H = xw.shape[-1], h0.shape[-1]
+    masks = torch.stack([z if z is not None else xw.new_zeros(*xw.shape[:2], H) for z in (z_h, z_c)], 2)
+
+    def step(inputs, state):
+        a, z = inputs
+        h, c = state
+        r = F.linear(h if m is None else h * m, w_hh)
+        i, f, g, o = (a + (r if g_h is None else F.layer_norm(r, (G,), g_h, b_h, 1e-5))).chunk(4, dim=1)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        n = c_new if g_c is None else F.layer_norm(c_new, (H,), g_c, b_c, 1e-5)
+        h_new = torch.sigmoid(o) * torch.tanh(n)
+        return torch.lerp(h_new, h, z[:, 0]), torch.lerp(c_new, c, z[:, 1])
+
+    return over(step, xw, (h0, c0), bs, extra=masks)
+
+
+def over(step, xw: Tensor, state: State, bs, extra: Tensor | None = None) -> tuple[Tensor, ...]:
+    """-> (outputs (T, B, ·) zero past each row's length, *final states at each row's own last step). ``extra``:
+    per-step inputs handed to ``step`` beside xw_t (zoneout masks)."""
     T, B = xw.shape[:2]
     outputs = []
     for t in range(T):
-        new = step(xw[t], state)
+        new = step(xw[t] if extra is None else (xw[t], extra[t]), state)
         if bs is None or bs[t] == B:
             state = new
             outputs.append(new[0])

@@ -42,6 +42,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
 from ..cells._steps import bf16_native
+from ..cells.lstm_variants import EPS, VariantLSTMFunction
 from .dropout import locked_dropout
 from .minimal import MinGRU, MinimalRecurrent, MinLSTM
 
@@ -189,7 +190,7 @@ class Recurrent(nn.Module):
     @property
     def all_weights(self) -> list[list[Tensor]]:
         """As torch.nn: per layer-direction, [weight_ih, weight_hh(, bias_ih, bias_hh)]."""
-        return [[w for w in ws if w is not None] for ws in self._stack_weights()]
+        return [[w for w in ws if isinstance(w, Tensor)] for ws in self._stack_weights()]
 
     def flatten_parameters(self) -> None:
         """Accepted for drop-in compatibility. On CPU it does nothing in torch.nn either; on GPU cuDNN then copies
@@ -251,6 +252,10 @@ class Recurrent(nn.Module):
     def _reference_cell(self):
         raise NotImplementedError
 
+    def _variant(self) -> bool:
+        """Whether the cell is one no vendor kernel has (the LSTM's layer_norm, zoneout, recurrent_dropout)."""
+        return False
+
     def _vendor(self, x: Tensor, state: State, weights: list[Tensor], num_layers: int, dropout: float,
                 bidirectional: bool, batch_sizes: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
         """PyTorch's own op over time-major x with state tuples of (L·D, B, H); with ``batch_sizes``, x is a
@@ -274,6 +279,11 @@ class Recurrent(nn.Module):
             row's length, and the final state at each row's own last step in the layout of hx.
         """
         name = type(self).__name__
+        if self._variant() and tracing():
+            raise RuntimeError(
+                f"{name}: layer_norm, zoneout and recurrent_dropout run on seqlab's bptt cell, which jit.trace, "
+                "torch.export and the ONNX exporters cannot record; export a model without them"
+            )
         weights = self._dropped(self._stack_weights())
         packed = isinstance(input, PackedSequence)
         if packed and lengths is not None:
@@ -539,6 +549,8 @@ class Recurrent(nn.Module):
     def _layer(self, backend, x, state, weights: Weights, lengths, batch_sizes, slot) -> tuple[Tensor, State]:
         """One layer-direction over x (T', B, I) with rows sorted longest first when lengths are given."""
         w_ih, _, b_ih, b_hh = weights[:4]
+        if self._variant():
+            return self._variant_layer(backend, x, state, weights, batch_sizes, slot)
         if backend == "reference":
             return reference.run(self._reference_cell(), x, state, weights, lengths)
         if backend == "fused":
@@ -611,8 +623,11 @@ class Recurrent(nn.Module):
             ("bidirectional", False),
             ("weight_drop", 0.0),
             ("locked_dropout", False),
+            ("layer_norm", False),
+            ("zoneout", 0.0),
+            ("recurrent_dropout", 0.0),
         ):
-            if getattr(self, key) != default:
+            if getattr(self, key, default) != default:
                 s += f", {key}={getattr(self, key)}"
         return s + f", backend={self.backend!r}"
 
@@ -626,6 +641,16 @@ class LSTM(Recurrent):
     ``proj_size`` P > 0 projects h_t = (o_t ⊙ tanh c_t) W_hr^T to P features (Sak et al. 2014), as torch.nn does,
     on every backend (the bptt backward carries it): h and the output have P features per direction, c keeps H.
     The positional order is torch.nn.LSTM's.
+
+    The variants no vendor kernel has (equations in seqlab/cells/lstm_variants.py), on the bptt backend (auto picks
+    it) with a hand-written backward, or on reference:
+    - ``layer_norm=True``: layer normalisation of the input and recurrent gate pre-activations and of the cell
+      state (Ba et al. 2016, haste's LayerNormLSTM); parameters ``ln_{weight,bias}_{ih,hh,c}_l*``.
+    - ``zoneout=p``: each unit of h and c keeps its previous value with probability p per step in training, and
+      the expectation in eval (Krueger et al. 2017).
+    - ``recurrent_dropout=p``: h_{t-1} dropped before W_hh with one mask per sequence, the same at every step
+      (Gal & Ghahramani 2016); training only.
+    They are not traced or exported, and not combined with proj_size.
     """
 
     gates, n_states = 4, 2
@@ -647,7 +672,11 @@ class LSTM(Recurrent):
         forget_bias: float | None = None,
         weight_drop: float = 0.0,
         locked_dropout: bool = False,
+        layer_norm: bool = False,
+        zoneout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ) -> None:
+        self._check_variant(layer_norm, zoneout, recurrent_dropout, proj_size, backend)
         if isinstance(proj_size, bool) or not isinstance(proj_size, int):
             raise TypeError(f"LSTM: proj_size should be an integer, got: {type(proj_size).__name__}")
         if proj_size < 0:  # torch.nn's wording
@@ -662,9 +691,46 @@ class LSTM(Recurrent):
         )  # fmt: skip
         if forget_bias is not None and not self.bias:
             raise ValueError("LSTM: forget_bias needs bias=True")
+        if layer_norm:  # γ, β of LN_x and LN_h (over the 4H gates) and of LN_c (over H), per layer-direction
+            for layer in range(num_layers):
+                for suffix in ("", "_reverse")[: 2 if bidirectional else 1]:
+                    for part, size in (("ih", 4 * hidden_size), ("hh", 4 * hidden_size), ("c", hidden_size)):
+                        for kind in ("weight", "bias"):
+                            empty = torch.empty(size, device=device, dtype=dtype)
+                            self.register_parameter(f"ln_{kind}_{part}_l{layer}{suffix}", nn.Parameter(empty))
+            self._reset_layer_norm()
+
+    def _check_variant(self, layer_norm, zoneout, recurrent_dropout, proj_size, backend) -> None:
+        if not isinstance(layer_norm, bool):
+            raise TypeError(f"LSTM: layer_norm should be of type bool, got: {type(layer_norm).__name__}")
+        for arg, p in (("zoneout", zoneout), ("recurrent_dropout", recurrent_dropout)):
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+                raise ValueError(f"LSTM: {arg} must be a probability in [0, 1), got {p!r}")
+        self.layer_norm, self.zoneout, self.recurrent_dropout = layer_norm, float(zoneout), float(recurrent_dropout)
+        if not self._variant():
+            return
+        asked = ", ".join(k for k, v in (("layer_norm", layer_norm), ("zoneout", zoneout),
+                                          ("recurrent_dropout", recurrent_dropout)) if v)  # fmt: skip
+        if backend == "fused":
+            raise ValueError(f"LSTM: {asked} run on the bptt backend (or reference); PyTorch's fused kernels "
+                             f"(backend='fused') have none of them")  # fmt: skip
+        if proj_size:
+            raise ValueError(f"LSTM: {asked} cannot be combined with proj_size yet")
+
+    def _variant(self) -> bool:
+        return bool(getattr(self, "layer_norm", False) or getattr(self, "zoneout", 0) or
+                    getattr(self, "recurrent_dropout", 0))  # fmt: skip
+
+    def _reset_layer_norm(self) -> None:
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("ln_"):
+                    p.fill_(1.0 if name.startswith("ln_weight") else 0.0)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
+        if getattr(self, "layer_norm", False):
+            self._reset_layer_norm()
         if getattr(self, "forget_bias", None) is not None and self.bias:
             H = self.hidden_size
             with torch.no_grad():
@@ -675,6 +741,8 @@ class LSTM(Recurrent):
                         p[H : 2 * H] = 0.0
 
     def _auto_backend(self, device, dtype, grad) -> str:
+        if self._variant():
+            return "bptt"
         # oneDNN's fused LSTM is the fastest CPU path for float32 and bfloat16, with or without gradients (and with
         # lengths, run per stretch of equal active rows); it has no float64 kernel, and under bfloat16 autocast it
         # needs a CPU with bfloat16 (without, oneDNN has no primitive for it: the bptt cells emulate it).
@@ -687,6 +755,52 @@ class LSTM(Recurrent):
         if device.type == "cuda" or dtype in (torch.float32, torch.bfloat16):
             return "fused"
         return "bptt"
+
+    def _weights(self, layer: int, reverse: bool) -> Weights:
+        weights = super()._weights(layer, reverse)
+        if not self.layer_norm:
+            return weights
+        suffix = f"l{layer}{'_reverse' if reverse else ''}"
+        ln = tuple(
+            getattr(self, f"ln_{kind}_{part}_{suffix}") for part in ("ih", "hh", "c") for kind in ("weight", "bias")
+        )
+        return (*weights, ln)
+
+    def _variant_layer(self, backend, x, state, weights, batch_sizes, slot) -> tuple[Tensor, State]:
+        """One layer-direction of the LSTM with layer norm, zoneout or recurrent dropout (cells/lstm_variants.py):
+        xw = LN_x(x W_ih^T) + b with autograd over all steps, then the recurrence on bptt or, as the oracle, the
+        reference's per-step autograd."""
+        w_ih, w_hh, b_ih, b_hh = weights[:4]
+        ln = weights[4] if self.layer_norm else (None,) * 6
+        Tx, B, I = x.shape
+        G = 4 * self.hidden_size
+        xw = torch.mm(x.reshape(Tx * B, I), w_ih.t())
+        if ln[0] is not None:
+            xw = F.layer_norm(xw, (G,), ln[0], ln[1], EPS)
+        if b_ih is not None:
+            xw = xw + (b_ih + b_hh)
+        xw = xw.view(Tx, B, G).to(state[0].dtype)
+        z_h, z_c, m = self._variant_masks(Tx, B, xw)
+        args = (xw, state[0], state[1], w_hh, *ln[2:], z_h, z_c, m, batch_sizes)
+        if backend == "reference":
+            h, h_n, c_n = reference.variant_lstm_over(*args)
+        else:
+            h, h_n, c_n, *_ = VariantLSTMFunction.apply(*args, slot, None)
+        return h, (h_n, c_n)
+
+    def _variant_masks(self, T: int, B: int, like: Tensor):
+        """Zoneout's masks z_h, z_c (T, B, H): Bernoulli(p) per unit and step in training, p in eval; the recurrent
+        dropout mask (B, H), one per sequence, in training only."""
+        H, z_h, z_c, m = self.hidden_size, None, None, None
+        if self.zoneout:
+            if self.training:
+                z_h, z_c = torch.bernoulli(like.new_full((2, T, B, H), self.zoneout)).detach()
+            else:
+                z_h = z_c = like.new_full((), self.zoneout).expand(T, B, H)
+        if self.recurrent_dropout and self.training:
+            keep = 1 - self.recurrent_dropout
+            m = torch.bernoulli(like.new_full((B, H), keep)).div_(keep)
+        return z_h, z_c, m
 
     def _bptt(self, xw, state, weights, bs, slot, projection):
         w_hr = weights[4] if len(weights) > 4 else None
@@ -834,6 +948,9 @@ class DynamicQuantized:
 
         if not isinstance(mod, (LSTM, GRU)):
             raise ValueError(_no_quantized_rnn(type(mod).__name__))
+        if mod._variant():
+            raise ValueError("dynamic quantization: an LSTM with layer_norm, zoneout or recurrent_dropout has no "
+                             "quantized counterpart in torch; exclude it (exclude=[...])")  # fmt: skip
         float_cls, quantized_cls = (nn.LSTM, nnqd.LSTM) if isinstance(mod, LSTM) else (nn.GRU, nnqd.GRU)
         p = next(mod.parameters())
         extra = {"proj_size": mod.proj_size} if mod.proj_size else {}  # torch's quantized LSTM has no projection

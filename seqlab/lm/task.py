@@ -36,6 +36,7 @@ class LMConfig(TrainConfig):
                                        "layers": ">=1", "dropout": "[0,1)", "heads": ">=1", "batch": ">=1",
                                        "seq_len": ">=1", "eval_tokens": ">=1", "sample_length": ">=0",
                                        "weight_drop": "[0,1)", "locked_dropout": "[0,1)", "embed_dropout": "[0,1)",
+                                       "zoneout": "[0,1)", "recurrent_dropout": "[0,1)",
                                        "sample_temperature": ">0"}  # fmt: skip
 
     data: str = "pydoc"  # a file, a directory, or a built-in corpus: pydoc | stdlib
@@ -53,6 +54,9 @@ class LMConfig(TrainConfig):
     locked_dropout: float = 0.0  # one mask per sequence on the embedding, between layers and on the output; needs
     # dropout 0, whose per-step masks it replaces (rnn, lstm, gru)
     embed_dropout: float = 0.0  # whole tokens dropped from the embedding (rnn, lstm, gru)
+    layer_norm: bool = False  # layer-normalised LSTM: gate pre-activations and cell state (lstm; bptt backend)
+    zoneout: float = 0.0  # each unit of h and c keeps its last value with this probability per step (lstm)
+    recurrent_dropout: float = 0.0  # h_{t-1} dropped before W_hh, one mask per sequence (lstm)
     heads: int = 4  # transformer only: attention heads (nanoGPT's character config has 4)
     tie: bool = False  # share embedding and head weights (needs embed == hidden)
     backend: str = "auto"  # recurrent backend, see seqlab.LSTM
@@ -73,6 +77,12 @@ def check_model(cfg: LMConfig) -> None:
     }
     if cfg.model not in RECURRENT and (asked := [k for k, v in awd.items() if v]):
         raise ValueError(f"{', '.join(asked)}: AWD-LSTM's regularisers are for rnn, lstm and gru, not {cfg.model}")
+    cells = {"--layer-norm": cfg.layer_norm, "--zoneout": cfg.zoneout, "--recurrent-dropout": cfg.recurrent_dropout}
+    if cfg.model != "lstm" and (asked := [k for k, v in cells.items() if v]):
+        raise ValueError(f"{', '.join(asked)}: LSTM variants (seqlab.LSTM), not for {cfg.model}")
+    if any(cells.values()) and cfg.backend == "fused":
+        raise ValueError(f"{', '.join(k for k, v in cells.items() if v)}: run on the bptt backend (PyTorch's fused "
+                         f"kernel has none of them); drop --backend fused")  # fmt: skip
     if cfg.locked_dropout and cfg.dropout:
         raise ValueError(f"--locked-dropout {cfg.locked_dropout:g} replaces --dropout's per-step masks (embedding, "
                          f"between layers, output): give --dropout 0 with it")  # fmt: skip
@@ -81,7 +91,9 @@ def check_model(cfg: LMConfig) -> None:
 def model_from(cfg: LMConfig, vocab_size: int) -> LanguageModel:
     check_model(cfg)
     return LanguageModel(vocab_size, cfg.model, cfg.embed, cfg.hidden, cfg.layers, cfg.dropout, cfg.tie, cfg.backend,
-                         cfg.heads, cfg.seq_len, cfg.weight_drop, cfg.locked_dropout, cfg.embed_dropout)  # fmt: skip
+                         cfg.heads, cfg.seq_len, cfg.weight_drop, cfg.locked_dropout, cfg.embed_dropout,
+                         layer_norm=cfg.layer_norm, zoneout=cfg.zoneout,
+                         recurrent_dropout=cfg.recurrent_dropout)  # fmt: skip
 
 
 class LMTask(Task):

@@ -25,6 +25,8 @@ class LanguageModel(nn.Module):
     mask per call), locked_dropout (variational dropout at this rate on the embedding, between layers and on the
     stack's output, one mask per sequence; it takes the place of ``dropout``, which must then be 0) and
     embed_dropout (whole tokens dropped from the embedding).
+
+    The LSTM's variants (seqlab.LSTM): layer_norm, zoneout and recurrent_dropout.
     """
 
     def __init__(
@@ -42,9 +44,15 @@ class LanguageModel(nn.Module):
         weight_drop: float = 0.0,
         locked_dropout: float = 0.0,
         embed_dropout: float = 0.0,
+        *,
+        layer_norm: bool = False,
+        zoneout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ):
         super().__init__()
         awd: dict = {"weight_drop": weight_drop} if weight_drop else {}
+        variants = {"layer_norm": layer_norm, "zoneout": zoneout, "recurrent_dropout": recurrent_dropout}
+        awd.update({k: v for k, v in variants.items() if v})
         if locked_dropout:
             if dropout:
                 raise ValueError(f"locked_dropout replaces dropout's per-step masks; give dropout=0 with it, got "

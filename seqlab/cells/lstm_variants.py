@@ -1,0 +1,204 @@
+"""The LSTM variants no vendor kernel has: layer normalisation, zoneout and recurrent (variational) dropout.
+
+Any combination of the three, one recurrence, hand-written backward. With r_t the recurrent product:
+
+    r_t  = (h_{t-1} ⊙ m) W_hh^T                       m: one dropout mask per sequence (Gal & Ghahramani 2016),
+                                                       the same at every step; m = 1 without recurrent dropout
+    a_t  = xw_t + LN_h(r_t)                           LN_h(r) = γ_h ⊙ (r - μ(r)) / σ(r) + β_h over the 4H gates;
+                                                       plain r_t without layer norm (Ba et al. 2016; haste)
+    i, f, o = σ(a_i, a_f, a_o),  g = tanh(a_g)
+    c̃_t  = f ⊙ c_{t-1} + i ⊙ g
+    h̃_t  = o ⊙ tanh(LN_c(c̃_t))                        LN_c over H; tanh(c̃_t) without layer norm
+    c_t  = z^c_t ⊙ c_{t-1} + (1 - z^c_t) ⊙ c̃_t         zoneout (Krueger et al. 2017): z ~ Bernoulli(p) per unit
+    h_t  = z^h_t ⊙ h_{t-1} + (1 - z^h_t) ⊙ h̃_t         and step in training, z = p (the expectation) in eval
+
+xw = LN_x(x W_ih^T) + b_ih + b_hh is taken by the layer over all steps at once, with autograd (LN_x over 4H too).
+
+Legend: T time, B batch, H hidden. Memory saved for backward: the activated gates (T·B·4H), c̃ (T·B·H), and with
+layer norm r (T·B·4H) and its mean and 1/σ (T·B·1) and those of c̃; with zoneout on c, c (T·B·H); the zoneout
+masks, which are inputs. h is the output. Layer norm's forward and backward per step are PyTorch's fused kernels
+(native_layer_norm and its backward); γ and β get their gradients from one call over all steps at the end.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _autograd, reference
+from ._steps import (
+    StepProduct,
+    active_rows,
+    alloc,
+    final_state,
+    live_steps,
+    previous,
+    product_dtype,
+    rows,
+    seed_rows,
+    sigmoid_grad,
+    state_grads,
+    tanh_grad,
+)
+
+EPS = 1e-5
+_ln_backward = torch.ops.aten.native_layer_norm_backward
+
+
+class VariantLSTMFunction(torch.autograd.Function):
+    """(xw (T, B, 4H), h0 (B, H), c0 (B, H), w_hh (4H, H), γ_h, β_h (4H,), γ_c, β_c (H,) or all four None,
+    z_h, z_c (T, B, H) zoneout masks or None, m (B, H) recurrent dropout mask or None, batch_sizes, slot,
+    projection) -> (h (T, B, H), h_n, c_n, and buffers for backward). See the module docstring for the math,
+    LSTMFunction for batch_sizes and slot; projection must be None (xw is kept)."""
+
+    spec = _autograd.Spec(
+        reference.variant_lstm_over, tensors=11, states=(1, 2), axes=(1, 0, 0, 1, 1, 1, 1, 1), public=3
+    )
+
+    @staticmethod
+    def forward(xw, h0, c0, w_hh, g_h, b_h, g_c, b_c, z_h, z_c, m, batch_sizes, slot, projection):
+        T, B, G = xw.shape
+        H = G // 4
+        norm = g_h is not None
+        bs, full = active_rows(batch_sizes, T, B)
+        mm = product_dtype(h0)
+        new = alloc(full)
+        like = {"dtype": xw.dtype, "device": xw.device}
+        gates = new(T, B, G, **like)
+        c_tilde = new(T, B, H, **like)
+        c = c_tilde if z_c is None else new(T, B, H, **like)
+        h = new(T, B, H, **like)
+        r = new(T, B, G, **like) if norm else None
+        stats = new(4, T, B, 1, **like) if norm else None  # mean and 1/σ of r, then of c̃
+        step = StepProduct(w_hh, B, mm)
+        h_prev, c_prev = h0, c0
+        for t in range(live_steps(bs)):
+            b = bs[t]
+            hp = rows(h_prev, b, B) if m is None else rows(h_prev, b, B) * rows(m, b, B)
+            if norm:
+                rt = step(hp, rows(r[t], b, B))
+                out, mean, rstd = torch.native_layer_norm(rt, (G,), g_h, b_h, EPS)
+                stats[0, t, :b], stats[1, t, :b] = mean, rstd
+                a = torch.add(rows(xw[t], b, B), out, out=rows(gates[t], b, B))
+            else:
+                a = step(hp, rows(gates[t], b, B), add=rows(xw[t], b, B))
+            i, f, g, o = a.chunk(4, 1)
+            a[:, : 2 * H].sigmoid_()
+            g.tanh_()
+            o.sigmoid_()
+            ct = torch.mul(f, rows(c_prev, b, B), out=rows(c_tilde[t], b, B)).addcmul_(i, g)
+            if norm:
+                n, mean, rstd = torch.native_layer_norm(ct, (H,), g_c, b_c, EPS)
+                stats[2, t, :b], stats[3, t, :b] = mean, rstd
+            else:
+                n = ct
+            ht = torch.mul(o, n.tanh(), out=rows(h[t], b, B))
+            if z_c is not None:
+                torch.lerp(ct, rows(c_prev, b, B), rows(z_c[t], b, B), out=rows(c[t], b, B))
+            if z_h is not None:
+                ht.lerp_(rows(h_prev, b, B), rows(z_h[t], b, B))
+            h_prev, c_prev = h[t], c[t]
+        if slot is not None:
+            i, f, g, o = gates.chunk(4, 2)
+            slot.keep(i=i, f=f, g=g, o=o, c=c, h=h)
+        return h, final_state(h, h0, bs), final_state(c, c0, bs), gates, c_tilde, c, r, stats
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        xw, h0, *_, batch_sizes, slot, projection = inputs
+        if projection is not None:
+            raise ValueError("VariantLSTMFunction: projection must be None (xw is kept for a second-order backward)")
+        h, _, _, gates, c_tilde, c, r, stats = output
+        keep = (gates, c_tilde, c, h) + ((r, stats) if r is not None else ())
+        _autograd.setup(ctx, VariantLSTMFunction.spec, inputs, output, keep=keep)
+        ctx.bs, ctx.full = active_rows(batch_sizes, xw.shape[0], xw.shape[1])
+        ctx.slot, ctx.mm = slot, product_dtype(h0)
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n, *_):
+        keep, inputs = _autograd.saved(ctx)
+        grads = _autograd.materialized((dy, dh_n, dc_n), (keep[3], inputs[1], inputs[2]))
+        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
+            return _autograd.graph_backward(ctx, grads)
+        return VariantLSTMFunction.reverse(ctx, keep, inputs, *grads)
+
+    @staticmethod
+    def reverse(ctx, keep, inputs, dy, dh_n, dc_n):
+        """With dh_t the total gradient at h_t and ∂c_t at c_t (from step t + 1):
+
+        dh̃ = dh_t ⊙ (1 - z^h),  dn = dh̃ ⊙ o (1 - tanh² n),  da_o = dh̃ ⊙ tanh n ⊙ o (1 - o)
+        ∂c̃ = LN_c'(dn) + ∂c_t ⊙ (1 - z^c)                       (LN_c' the layer-norm backward; identity without)
+        da_i, da_f, da_g as in the LSTM with ∂c̃;   ∂c_{t-1} = ∂c̃ ⊙ f + ∂c_t ⊙ z^c
+        dr = LN_h'(da);   dh_{t-1} = dy_{t-1} + (dr W_hh) ⊙ m + dh_t ⊙ z^h
+        ∂W_hh = Σ dr_t^T (h_{t-1} ⊙ m); γ, β of both norms from one layer-norm backward over all steps.
+        """
+        gates, c_tilde, c, h, *normed = keep
+        _, h0, c0, w_hh, g_h, b_h, g_c, b_c, z_h, z_c, m = inputs
+        r, stats = normed if normed else (None, None)
+        bs, slot = ctx.bs, ctx.slot
+        T, B, G = gates.shape
+        H = G // 4
+        like = {"dtype": gates.dtype, "device": gates.device}
+        new = alloc(ctx.full)
+        dgates = new(T, B, 4, H, **like)  # = ∂L/∂xw
+        dr = new(T, B, G, **like) if r is not None else dgates.view(T, B, G)
+        dn = new(T, B, H, **like) if r is not None else None  # what LN_c's output receives, for γ_c, β_c
+        dh0, dc = dh_n.clone(), dc_n.clone()
+        dhs, dh_kept = state_grads(dy, dh_n, bs, record=slot is not None)
+        das, drs, dys = dgates.view(T, B, G).unbind(0), dr.unbind(0), dy.unbind(0)
+        back = StepProduct(w_hh.t(), B, ctx.mm)
+        scratch = torch.empty(B, H, **like)
+        for t in range(live_steps(bs) - 1, -1, -1):
+            b = bs[t]
+            i, f, g, o = gates[t, :b].chunk(4, 1)
+            ct = c_tilde[t, :b]
+            tanh_n = (torch.native_layer_norm(ct, (H,), g_c, b_c, EPS)[0] if r is not None else ct).tanh()
+            dh = rows(dhs[t], b, B)
+            dh_tilde = dh if z_h is None else dh * (1 - z_h[t, :b])
+            da4 = das[t][:b].view(b, 4, H)
+            sigmoid_grad(dh_tilde * tanh_n, o, grad_input=da4[:, 3])
+            dn_t = torch.ops.aten.tanh_backward(dh_tilde * o, tanh_n)
+            if r is not None:
+                dn[t, :b] = dn_t
+                dn_t = _ln_backward(dn_t, ct, (H,), stats[2, t, :b], stats[3, t, :b], g_c, b_c,
+                                    [True, False, False])[0]  # fmt: skip
+            dct = rows(dc, b, B)
+            dc_tilde = dn_t + (dct if z_c is None else dct * (1 - z_c[t, :b]))
+            c_prev = c[t - 1, :b] if t > 0 else c0[:b]
+            sigmoid_grad(dc_tilde * g, i, grad_input=da4[:, 0])
+            sigmoid_grad(dc_tilde * c_prev, f, grad_input=da4[:, 1])
+            tanh_grad(dc_tilde * i, g, grad_input=da4[:, 2])
+            if z_c is None:
+                torch.mul(dc_tilde, f, out=dct)
+            else:
+                dct.mul_(z_c[t, :b]).addcmul_(dc_tilde, f)  # ∂c_{t-1}
+            if r is not None:
+                drs[t][:b] = _ln_backward(das[t][:b], r[t, :b], (G,), stats[0, t, :b], stats[1, t, :b], g_h, b_h,
+                                          [True, False, False])[0]  # fmt: skip
+            target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
+            carry = None if z_h is None else dh * z_h[t, :b]  # before target is written: dhs may share a buffer
+            if m is None:
+                back(drs[t][:b], target, add=None if t == 0 else rows(dys[t - 1], b, B))
+            else:
+                product = back(drs[t][:b], rows(scratch, b, B)).mul_(m[:b])
+                torch.add(product, 0 if t == 0 else rows(dys[t - 1], b, B), out=target)
+            if carry is not None:
+                target.add_(carry)
+            if t > 0:
+                seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+        if slot is not None:
+            slot.keep_grad(dh_kept)
+        h_in = previous(h, h0, 0, T, B) if T else h
+        h_in = h_in if m is None else h_in * m
+        dw_hh = dr.reshape(-1, G).t() @ h_in.reshape(-1, H) if T else torch.zeros_like(w_hh)
+        ln = (None,) * 4
+        if r is not None:
+            _, dg_h, db_h = _ln_backward(dgates.view(-1, G), r.reshape(-1, G), (G,), stats[0].reshape(-1, 1),
+                                         stats[1].reshape(-1, 1), g_h, b_h, [False, True, True])  # fmt: skip
+            _, dg_c, db_c = _ln_backward(dn.reshape(-1, H), c_tilde.reshape(-1, H), (H,), stats[2].reshape(-1, 1),
+                                         stats[3].reshape(-1, 1), g_c, b_c, [False, True, True])  # fmt: skip
+            ln = (dg_h, db_h, dg_c, db_c)
+        return (dgates.view(T, B, G), dh0, dc, dw_hh, *ln) + (None,) * 6
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return _autograd.jvp(ctx, tangents)

@@ -1,0 +1,154 @@
+"""The LSTM variants on the bptt path (layer norm, zoneout, recurrent dropout): the hand-written backward against the
+reference recurrence (float64 gradcheck, several combinations, unequal lengths), the layer against its reference
+backend (bidirectional, stacked, lengths, train and eval), and properties of each variant."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch.autograd import gradcheck, gradgradcheck
+
+import seqlab
+from seqlab.cells import reference
+from seqlab.cells.lstm_variants import VariantLSTMFunction
+from seqlab.models.backbone import backbone
+
+F64 = {"dtype": torch.float64}
+T, B, H = 5, 4, 3
+G = 4 * H
+COMBOS = list(itertools.product([False, True], repeat=3))  # layer norm, zoneout, recurrent dropout
+
+
+def function_inputs(norm: bool, zone: bool, rec: bool):
+    torch.manual_seed(0)
+    xw = torch.randn(T, B, G, **F64, requires_grad=True)
+    h0, c0 = (torch.randn(B, H, **F64, requires_grad=True) for _ in range(2))
+    w = (torch.randn(G, H, **F64) * 0.5).requires_grad_()
+    ln = [(torch.randn(n, **F64) * 0.3 + (1 if k % 2 == 0 else 0)).requires_grad_() for k, n in enumerate((G, G, H, H))]
+    masks = torch.bernoulli(torch.full((2, T, B, H), 0.3, **F64)) if zone else (None, None)
+    m = torch.bernoulli(torch.full((B, H), 0.7, **F64)) / 0.7 if rec else None
+    return [xw, h0, c0, w, *(ln if norm else [])], (*masks, m)
+
+
+@pytest.mark.parametrize("norm, zone, rec", COMBOS)
+@pytest.mark.parametrize("bs", [None, (4, 3, 3, 1, 1)], ids=["full", "lengths"])
+def test_function_gradcheck_and_equals_reference(norm, zone, rec, bs):
+    tensors, masks = function_inputs(norm, zone, rec)
+
+    def ours(xw, h0, c0, w, *ln):
+        ln = list(ln) if norm else [None] * 4
+        return VariantLSTMFunction.apply(xw, h0, c0, w, *ln, *masks, bs, None, None)[:3]
+
+    def spec(xw, h0, c0, w, *ln):
+        ln = list(ln) if norm else [None] * 4
+        return reference.variant_lstm_over(xw, h0, c0, w, *ln, *masks, bs)
+
+    for a, b in zip(ours(*tensors), spec(*tensors), strict=True):
+        torch.testing.assert_close(a, b)
+    assert gradcheck(ours, tensors)
+    if norm and zone and rec:
+        assert gradgradcheck(ours, tensors)
+
+
+@pytest.mark.parametrize("norm, zone, rec", [c for c in COMBOS if any(c)])
+def test_layer_bptt_equals_reference_backend(norm, zone, rec):
+    """Stacked and bidirectional with unsorted lengths and an initial state, in training (the same masks: the same
+    seed) and in eval (zoneout's expectation): outputs, final states and every gradient."""
+    kw = {"layer_norm": norm, "zoneout": 0.3 if zone else 0.0, "recurrent_dropout": 0.4 if rec else 0.0}
+    torch.manual_seed(0)
+    ours = seqlab.LSTM(3, H, 2, bidirectional=True, **F64, **kw)
+    spec = seqlab.LSTM(3, H, 2, bidirectional=True, backend="reference", **F64, **kw)
+    spec.load_state_dict(ours.state_dict())
+    assert ours.effective_backend == "bptt"
+    x = torch.randn(6, 4, 3, **F64, requires_grad=True)
+    hx = (torch.randn(4, 4, H, **F64), torch.randn(4, 4, H, **F64))
+    lengths = torch.tensor([6, 2, 4, 1])
+    for training in (True, False):
+        runs = []
+        for module in (ours, spec):
+            module.train(training)
+            torch.manual_seed(1)
+            y, (h, c) = module(x, hx, lengths=lengths)
+            runs.append((y, h, c, *torch.autograd.grad(y.sum() + h.sum() + c.sum(), [x, *module.parameters()])))
+        for a, b in zip(*runs, strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_layer_norm_makes_the_gates_blind_to_the_scale_of_w_hh():
+    """LN_h normalises r_t = h W_hh^T: scaling W_hh by 10 leaves the outputs (nearly: ε) unchanged; without layer
+    norm it changes them."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 2, 3, **F64)
+    for layer_norm in (True, False):
+        m = seqlab.LSTM(3, 16, layer_norm=layer_norm, **F64) if layer_norm else seqlab.LSTM(3, 16, **F64)
+        before = m(x)[0]
+        with torch.no_grad():
+            m.weight_hh_l0.mul_(10)
+        diff = (m(x)[0] - before).abs().max().item()
+        assert (diff < 1e-3) if layer_norm else (diff > 1e-2)
+
+
+def test_zoneout_keeps_a_fraction_p_of_units_and_eval_is_the_expectation():
+    torch.manual_seed(0)
+    m = seqlab.LSTM(4, 256, zoneout=0.3, **F64)
+    x = torch.randn(20, 8, 4, **F64)
+    y, _ = m(x)
+    kept = (y[1:] == y[:-1]).double().mean().item()  # a zoned-out unit repeats its last value exactly
+    assert abs(kept - 0.3) < 0.02
+    m.eval()
+    y1, _ = m(x)
+    y2, _ = m(x)
+    torch.testing.assert_close(y1, y2)  # deterministic
+    assert (y1[1:] == y1[:-1]).double().mean().item() < 0.01
+
+
+def test_recurrent_dropout_cuts_the_same_units_at_every_step():
+    """With input weights and biases at zero, h_1 depends on h_0 only through W_hh: the units of h_0 that the mask
+    dropped get exactly zero gradient, and a fraction p of them is dropped; eval drops none."""
+    torch.manual_seed(0)
+    m = seqlab.LSTM(2, 200, recurrent_dropout=0.4, **F64)
+    h0 = torch.randn(1, 3, 200, **F64, requires_grad=True)
+    y, _ = m(torch.randn(1, 3, 2, **F64), (h0, torch.zeros_like(h0)))
+    (g,) = torch.autograd.grad(y.sum(), h0)
+    dropped = (g == 0).double().mean().item()
+    assert abs(dropped - 0.4) < 0.05
+    m.eval()
+    y, _ = m(torch.randn(1, 3, 2, **F64), (h0, torch.zeros_like(h0)))
+    (g,) = torch.autograd.grad(y.sum(), h0)
+    assert bool((g != 0).all())
+
+
+def test_recording_sees_the_variant_cell():
+    m = seqlab.LSTM(3, H, layer_norm=True, zoneout=0.2, **F64)
+    x = torch.randn(5, 2, 3, **F64, requires_grad=True)
+    with seqlab.record(m) as rec:
+        m(x)[0].sum().backward()
+    assert rec.gates["l0"]["f"].shape == (2, 5, H) and bool((rec.grad_norm["l0"] > 0).all())
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: seqlab.LSTM(3, 4, layer_norm=True, backend="fused"), ValueError, "run on the bptt backend"),
+        (lambda: seqlab.LSTM(3, 4, zoneout=0.1, proj_size=2), ValueError, "cannot be combined with proj_size"),
+        (lambda: seqlab.LSTM(3, 4, zoneout=1.0), ValueError, r"zoneout must be a probability in \[0, 1\)"),
+        (lambda: seqlab.LSTM(3, 4, recurrent_dropout=-0.1), ValueError, "recurrent_dropout must be a probability"),
+        (lambda: seqlab.LSTM(3, 4, layer_norm=1), TypeError, "layer_norm should be of type bool"),
+        (lambda: torch.jit.trace(seqlab.LSTM(3, 4, layer_norm=True), torch.randn(2, 1, 3)), RuntimeError,
+         "cannot record"),
+        (lambda: backbone("gru", channels=2, zoneout=0.1), ValueError, "variants of the LSTM"),
+    ],
+)  # fmt: skip
+def test_bad_variant_arguments_are_one_clear_error(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_lm_cli_refuses_variants_for_other_models(tmp_path, capsys):
+    from seqlab.cli import main
+
+    assert main(["lm", "train", "pydoc", "--model", "gru", "--layer-norm", "--out", str(tmp_path / "run")]) != 0
+    assert "--layer-norm: LSTM variants" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
