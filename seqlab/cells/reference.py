@@ -105,6 +105,27 @@ def variant_lstm_over(xw, h0, c0, w_hh, g_h, b_h, g_c, b_c, z_h, z_c, m, bs) -> 
     return over(step, xw, (h0, c0), bs, extra=masks)
 
 
+def variant_gru_over(xw, h0, w_hh, b_hh, g_h, b_h, z_h, m, bs) -> tuple[Tensor, ...]:
+    """The GRU with layer norm (γ_h, β_h not None; then all of b_hh is added after it, else only b_hn, the r and z
+    blocks being in xw), a zoneout mask z_h (T, B, H) and a recurrent dropout mask m (B, H), any of them None: the
+    equations of seqlab/cells/gru_variants.py, step by step."""
+    G, H = xw.shape[-1], h0.shape[-1]
+    masks = z_h if z_h is not None else xw.new_zeros(*xw.shape[:2], H)
+    bias = None if b_hh is None else (b_hh if g_h is not None else torch.cat([b_hh.new_zeros(2 * H), b_hh[2 * H :]]))
+
+    def step(inputs, state):
+        a, z_out = inputs
+        (h,) = state
+        q = F.linear(h if m is None else h * m, w_hh)
+        q = q if g_h is None else F.layer_norm(q, (G,), g_h, b_h, 1e-5)
+        q = q if bias is None else q + bias
+        r, z = torch.sigmoid(a[:, :H] + q[:, :H]), torch.sigmoid(a[:, H : 2 * H] + q[:, H : 2 * H])
+        n = torch.tanh(a[:, 2 * H :] + r * q[:, 2 * H :])
+        return (torch.lerp((1 - z) * n + z * h, h, z_out),)
+
+    return over(step, xw, (h0,), bs, extra=masks)
+
+
 def over(step, xw: Tensor, state: State, bs, extra: Tensor | None = None) -> tuple[Tensor, ...]:
     """-> (outputs (T, B, ·) zero past each row's length, *final states at each row's own last step). ``extra``:
     per-step inputs handed to ``step`` beside xw_t (zoneout masks)."""

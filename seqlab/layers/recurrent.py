@@ -42,6 +42,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
 from ..cells._steps import bf16_native
+from ..cells.gru_variants import VariantGRUFunction
 from ..cells.lstm_variants import EPS, VariantLSTMFunction
 from .dropout import locked_dropout
 from .minimal import MinGRU, MinimalRecurrent, MinLSTM
@@ -158,6 +159,8 @@ class Recurrent(nn.Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+        if getattr(self, "layer_norm", False):
+            self._reset_layer_norm()
 
     def _weights(self, layer: int, reverse: bool) -> Weights:
         """Read through the attribute, never self._parameters: a parametrization (weight_norm, spectral_norm,
@@ -169,6 +172,10 @@ class Recurrent(nn.Module):
         biases = (getattr(self, f"bias_ih_{suffix}"), getattr(self, f"bias_hh_{suffix}")) if self.bias else (None, None)
         if self.proj_size:
             return w_ih, w_hh, *biases, getattr(self, f"weight_hr_{suffix}")
+        if getattr(self, "layer_norm", False):  # γ, β of each layer norm, in _ln_parts' order
+            parts = [part for part, _ in self._ln_parts()]
+            ln = tuple(getattr(self, f"ln_{kind}_{part}_{suffix}") for part in parts for kind in ("weight", "bias"))
+            return w_ih, w_hh, *biases, ln
         return w_ih, w_hh, *biases
 
     def _stack_weights(self) -> list[Weights]:
@@ -227,6 +234,8 @@ class Recurrent(nn.Module):
             return "bptt"
         if self.backend != "auto":
             return self.backend
+        if self._variant():  # no vendor kernel has them
+            return "bptt"
         return self._auto_backend(device, dtype, grad)
 
     def _needs_grad(self, x: Tensor) -> bool:
@@ -252,9 +261,81 @@ class Recurrent(nn.Module):
     def _reference_cell(self):
         raise NotImplementedError
 
+    # ------------------------------------------------------------------------------- the variants (LSTM and GRU)
+    def _ln_parts(self) -> tuple[tuple[str, int], ...]:
+        """The layer norms of a layer-direction and their sizes: input and recurrent gate pre-activations (G·H)."""
+        return (("ih", self.gates * self.hidden_size), ("hh", self.gates * self.hidden_size))
+
+    def _check_variant(self, layer_norm, zoneout, recurrent_dropout, proj_size, backend) -> None:
+        """Check and keep layer_norm, zoneout and recurrent_dropout (before the base constructor runs)."""
+        name = type(self).__name__
+        if not isinstance(layer_norm, bool):
+            raise TypeError(f"{name}: layer_norm should be of type bool, got: {type(layer_norm).__name__}")
+        for arg, p in (("zoneout", zoneout), ("recurrent_dropout", recurrent_dropout)):
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+                raise ValueError(f"{name}: {arg} must be a probability in [0, 1), got {p!r}")
+        self.layer_norm, self.zoneout, self.recurrent_dropout = layer_norm, float(zoneout), float(recurrent_dropout)
+        if not self._variant():
+            return
+        asked = ", ".join(k for k, v in (("layer_norm", layer_norm), ("zoneout", zoneout),
+                                          ("recurrent_dropout", recurrent_dropout)) if v)  # fmt: skip
+        if backend == "fused":
+            raise ValueError(f"{name}: {asked} run on the bptt backend (or reference); PyTorch's fused kernels "
+                             f"(backend='fused') have none of them")  # fmt: skip
+        if proj_size:
+            raise ValueError(f"{name}: {asked} cannot be combined with proj_size yet")
+
     def _variant(self) -> bool:
-        """Whether the cell is one no vendor kernel has (the LSTM's layer_norm, zoneout, recurrent_dropout)."""
-        return False
+        """Whether the cell is one no vendor kernel has (layer_norm, zoneout or recurrent_dropout)."""
+        return bool(getattr(self, "layer_norm", False) or getattr(self, "zoneout", 0) or
+                    getattr(self, "recurrent_dropout", 0))  # fmt: skip
+
+    def _register_layer_norm(self, device, dtype) -> None:
+        """γ and β (``ln_{weight,bias}_{part}_l*``) of each layer norm of each layer-direction, at 1 and 0."""
+        if not getattr(self, "layer_norm", False):
+            return
+        for layer in range(self.num_layers):
+            for suffix in ("", "_reverse")[: 2 if self.bidirectional else 1]:
+                for part, size in self._ln_parts():
+                    for kind in ("weight", "bias"):
+                        empty = torch.empty(size, device=device, dtype=dtype)
+                        self.register_parameter(f"ln_{kind}_{part}_l{layer}{suffix}", nn.Parameter(empty))
+        self._reset_layer_norm()
+
+    def _reset_layer_norm(self) -> None:
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("ln_"):
+                    p.fill_(1.0 if name.startswith("ln_weight") else 0.0)
+
+    def _variant_masks(self, T: int, B: int, like: Tensor) -> tuple[Tensor | None, ...]:
+        """Zoneout's masks (T, B, H), one per state (h; and c for the LSTM): Bernoulli(p) per unit and step in
+        training, p in eval; then the recurrent dropout mask (B, H), one per sequence, in training only."""
+        H, zones, m = self.hidden_size, (None,) * self.n_states, None
+        if self.zoneout:
+            if self.training:
+                zones = tuple(torch.bernoulli(like.new_full((self.n_states, T, B, H), self.zoneout)).detach())
+            else:
+                zones = (like.new_full((), self.zoneout).expand(T, B, H),) * self.n_states
+        if self.recurrent_dropout and self.training:
+            keep = 1 - self.recurrent_dropout
+            m = torch.bernoulli(like.new_full((B, H), keep)).div_(keep)
+        return (*zones, m)
+
+    def _variant_input(self, x: Tensor, weights: Weights, input_bias: Tensor | None, dtype) -> Tensor:
+        """xw = LN_x(x W_ih^T) + input_bias over all steps with autograd: (T', B, G)."""
+        Tx, B, I = x.shape
+        G = self.gates * self.hidden_size
+        xw = torch.mm(x.reshape(Tx * B, I), weights[0].t())
+        if self.layer_norm:
+            ln = weights[-1]
+            xw = F.layer_norm(xw, (G,), ln[0], ln[1], EPS)
+        if input_bias is not None:
+            xw = xw + input_bias
+        return xw.view(Tx, B, G).to(dtype)
+
+    def _variant_layer(self, backend, x, state, weights, batch_sizes, slot) -> tuple[Tensor, State]:
+        raise NotImplementedError
 
     def _vendor(self, x: Tensor, state: State, weights: list[Tensor], num_layers: int, dropout: float,
                 bidirectional: bool, batch_sizes: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
@@ -691,46 +772,10 @@ class LSTM(Recurrent):
         )  # fmt: skip
         if forget_bias is not None and not self.bias:
             raise ValueError("LSTM: forget_bias needs bias=True")
-        if layer_norm:  # γ, β of LN_x and LN_h (over the 4H gates) and of LN_c (over H), per layer-direction
-            for layer in range(num_layers):
-                for suffix in ("", "_reverse")[: 2 if bidirectional else 1]:
-                    for part, size in (("ih", 4 * hidden_size), ("hh", 4 * hidden_size), ("c", hidden_size)):
-                        for kind in ("weight", "bias"):
-                            empty = torch.empty(size, device=device, dtype=dtype)
-                            self.register_parameter(f"ln_{kind}_{part}_l{layer}{suffix}", nn.Parameter(empty))
-            self._reset_layer_norm()
-
-    def _check_variant(self, layer_norm, zoneout, recurrent_dropout, proj_size, backend) -> None:
-        if not isinstance(layer_norm, bool):
-            raise TypeError(f"LSTM: layer_norm should be of type bool, got: {type(layer_norm).__name__}")
-        for arg, p in (("zoneout", zoneout), ("recurrent_dropout", recurrent_dropout)):
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-                raise ValueError(f"LSTM: {arg} must be a probability in [0, 1), got {p!r}")
-        self.layer_norm, self.zoneout, self.recurrent_dropout = layer_norm, float(zoneout), float(recurrent_dropout)
-        if not self._variant():
-            return
-        asked = ", ".join(k for k, v in (("layer_norm", layer_norm), ("zoneout", zoneout),
-                                          ("recurrent_dropout", recurrent_dropout)) if v)  # fmt: skip
-        if backend == "fused":
-            raise ValueError(f"LSTM: {asked} run on the bptt backend (or reference); PyTorch's fused kernels "
-                             f"(backend='fused') have none of them")  # fmt: skip
-        if proj_size:
-            raise ValueError(f"LSTM: {asked} cannot be combined with proj_size yet")
-
-    def _variant(self) -> bool:
-        return bool(getattr(self, "layer_norm", False) or getattr(self, "zoneout", 0) or
-                    getattr(self, "recurrent_dropout", 0))  # fmt: skip
-
-    def _reset_layer_norm(self) -> None:
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                if name.startswith("ln_"):
-                    p.fill_(1.0 if name.startswith("ln_weight") else 0.0)
+        self._register_layer_norm(device, dtype)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        if getattr(self, "layer_norm", False):
-            self._reset_layer_norm()
         if getattr(self, "forget_bias", None) is not None and self.bias:
             H = self.hidden_size
             with torch.no_grad():
@@ -741,8 +786,6 @@ class LSTM(Recurrent):
                         p[H : 2 * H] = 0.0
 
     def _auto_backend(self, device, dtype, grad) -> str:
-        if self._variant():
-            return "bptt"
         # oneDNN's fused LSTM is the fastest CPU path for float32 and bfloat16, with or without gradients (and with
         # lengths, run per stretch of equal active rows); it has no float64 kernel, and under bfloat16 autocast it
         # needs a CPU with bfloat16 (without, oneDNN has no primitive for it: the bptt cells emulate it).
@@ -756,51 +799,23 @@ class LSTM(Recurrent):
             return "fused"
         return "bptt"
 
-    def _weights(self, layer: int, reverse: bool) -> Weights:
-        weights = super()._weights(layer, reverse)
-        if not self.layer_norm:
-            return weights
-        suffix = f"l{layer}{'_reverse' if reverse else ''}"
-        ln = tuple(
-            getattr(self, f"ln_{kind}_{part}_{suffix}") for part in ("ih", "hh", "c") for kind in ("weight", "bias")
-        )
-        return (*weights, ln)
+    def _ln_parts(self):
+        return (*super()._ln_parts(), ("c", self.hidden_size))  # and LN_c over the cell state
 
     def _variant_layer(self, backend, x, state, weights, batch_sizes, slot) -> tuple[Tensor, State]:
         """One layer-direction of the LSTM with layer norm, zoneout or recurrent dropout (cells/lstm_variants.py):
         xw = LN_x(x W_ih^T) + b with autograd over all steps, then the recurrence on bptt or, as the oracle, the
         reference's per-step autograd."""
-        w_ih, w_hh, b_ih, b_hh = weights[:4]
-        ln = weights[4] if self.layer_norm else (None,) * 6
-        Tx, B, I = x.shape
-        G = 4 * self.hidden_size
-        xw = torch.mm(x.reshape(Tx * B, I), w_ih.t())
-        if ln[0] is not None:
-            xw = F.layer_norm(xw, (G,), ln[0], ln[1], EPS)
-        if b_ih is not None:
-            xw = xw + (b_ih + b_hh)
-        xw = xw.view(Tx, B, G).to(state[0].dtype)
-        z_h, z_c, m = self._variant_masks(Tx, B, xw)
-        args = (xw, state[0], state[1], w_hh, *ln[2:], z_h, z_c, m, batch_sizes)
+        _, w_hh, b_ih, b_hh = weights[:4]
+        ln = weights[4] if self.layer_norm else (None,) * 6  # γ, β of LN_x, LN_h, LN_c
+        xw = self._variant_input(x, weights, None if b_ih is None else b_ih + b_hh, state[0].dtype)
+        z_h, z_c, m = self._variant_masks(xw.shape[0], xw.shape[1], xw)
+        args = (xw, state[0], state[1], w_hh, *ln[2:], z_h, z_c, m, batch_sizes)  # ln: γ, β of ih, hh, c
         if backend == "reference":
             h, h_n, c_n = reference.variant_lstm_over(*args)
         else:
             h, h_n, c_n, *_ = VariantLSTMFunction.apply(*args, slot, None)
         return h, (h_n, c_n)
-
-    def _variant_masks(self, T: int, B: int, like: Tensor):
-        """Zoneout's masks z_h, z_c (T, B, H): Bernoulli(p) per unit and step in training, p in eval; the recurrent
-        dropout mask (B, H), one per sequence, in training only."""
-        H, z_h, z_c, m = self.hidden_size, None, None, None
-        if self.zoneout:
-            if self.training:
-                z_h, z_c = torch.bernoulli(like.new_full((2, T, B, H), self.zoneout)).detach()
-            else:
-                z_h = z_c = like.new_full((), self.zoneout).expand(T, B, H)
-        if self.recurrent_dropout and self.training:
-            keep = 1 - self.recurrent_dropout
-            m = torch.bernoulli(like.new_full((B, H), keep)).div_(keep)
-        return z_h, z_c, m
 
     def _bptt(self, xw, state, weights, bs, slot, projection):
         w_hr = weights[4] if len(weights) > 4 else None
@@ -818,7 +833,9 @@ class LSTM(Recurrent):
 class GRU(Recurrent):
     """Drop-in torch.nn.GRU (see the module docstring); the equations are in seqlab/cells/gru.py.
 
-    The positional order is torch.nn.GRU's; ``proj_size`` is refused with torch.nn's error."""
+    The positional order is torch.nn.GRU's; ``proj_size`` is refused with torch.nn's error. ``layer_norm``,
+    ``zoneout`` (on h) and ``recurrent_dropout`` as for the LSTM (equations in seqlab/cells/gru_variants.py).
+    """
 
     gates, n_states = 3, 1
 
@@ -838,13 +855,33 @@ class GRU(Recurrent):
         proj_size: int | None = None,
         weight_drop: float = 0.0,
         locked_dropout: bool = False,
+        layer_norm: bool = False,
+        zoneout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ) -> None:
         if proj_size is not None:  # torch.nn refuses the keyword whatever its value
             raise ValueError("GRU: proj_size argument is only supported for LSTM, not RNN or GRU")
+        self._check_variant(layer_norm, zoneout, recurrent_dropout, 0, backend)
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device, dtype,
             backend=backend, weight_drop=weight_drop, locked_dropout=locked_dropout,
         )  # fmt: skip
+        self._register_layer_norm(device, dtype)
+
+    def _variant_layer(self, backend, x, state, weights, batch_sizes, slot) -> tuple[Tensor, State]:
+        """One layer-direction of the GRU with layer norm, zoneout or recurrent dropout (cells/gru_variants.py):
+        xw = LN_x(x W_ih^T) + b_ih (+ b_hr, b_hz without layer norm) with autograd, then the recurrence."""
+        _, w_hh, b_ih, b_hh = weights[:4]
+        ln = weights[4] if self.layer_norm else (None,) * 4  # γ, β of LN_x, LN_h
+        bias = None if b_ih is None else (b_ih if self.layer_norm else self._input_bias(b_ih, b_hh))
+        xw = self._variant_input(x, weights, bias, state[0].dtype)
+        z_h, m = self._variant_masks(xw.shape[0], xw.shape[1], xw)
+        args = (xw, state[0], w_hh, b_hh, *ln[2:], z_h, m, batch_sizes)
+        if backend == "reference":
+            h, h_n = reference.variant_gru_over(*args)
+        else:
+            h, h_n, *_ = VariantGRUFunction.apply(*args, slot, None)
+        return h, (h_n,)
 
     def _input_bias(self, b_ih, b_hh):
         H = self.hidden_size

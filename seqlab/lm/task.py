@@ -54,9 +54,9 @@ class LMConfig(TrainConfig):
     locked_dropout: float = 0.0  # one mask per sequence on the embedding, between layers and on the output; needs
     # dropout 0, whose per-step masks it replaces (rnn, lstm, gru)
     embed_dropout: float = 0.0  # whole tokens dropped from the embedding (rnn, lstm, gru)
-    layer_norm: bool = False  # layer-normalised LSTM: gate pre-activations and cell state (lstm; bptt backend)
-    zoneout: float = 0.0  # each unit of h and c keeps its last value with this probability per step (lstm)
-    recurrent_dropout: float = 0.0  # h_{t-1} dropped before W_hh, one mask per sequence (lstm)
+    layer_norm: bool = False  # layer-normalised gate pre-activations (and LSTM cell state); lstm, gru
+    zoneout: float = 0.0  # each unit of h (and c) keeps its last value with this probability per step; lstm, gru
+    recurrent_dropout: float = 0.0  # h_{t-1} dropped before W_hh, one mask per sequence; lstm, gru
     heads: int = 4  # transformer only: attention heads (nanoGPT's character config has 4)
     tie: bool = False  # share embedding and head weights (needs embed == hidden)
     backend: str = "auto"  # recurrent backend, see seqlab.LSTM
@@ -78,8 +78,8 @@ def check_model(cfg: LMConfig) -> None:
     if cfg.model not in RECURRENT and (asked := [k for k, v in awd.items() if v]):
         raise ValueError(f"{', '.join(asked)}: AWD-LSTM's regularisers are for rnn, lstm and gru, not {cfg.model}")
     cells = {"--layer-norm": cfg.layer_norm, "--zoneout": cfg.zoneout, "--recurrent-dropout": cfg.recurrent_dropout}
-    if cfg.model != "lstm" and (asked := [k for k, v in cells.items() if v]):
-        raise ValueError(f"{', '.join(asked)}: LSTM variants (seqlab.LSTM), not for {cfg.model}")
+    if cfg.model not in ("lstm", "gru") and (asked := [k for k, v in cells.items() if v]):
+        raise ValueError(f"{', '.join(asked)}: variants of the LSTM and GRU, not for {cfg.model}")
     if any(cells.values()) and cfg.backend == "fused":
         raise ValueError(f"{', '.join(k for k, v in cells.items() if v)}: run on the bptt backend (PyTorch's fused "
                          f"kernel has none of them); drop --backend fused")  # fmt: skip

@@ -83,8 +83,8 @@ def backbone(
         raise ValueError(f"{', '.join(asked)}: for the recurrent layers rnn, lstm, gru; {name} has no W_hh or step "
                          f"dropout to vary")  # fmt: skip
     lstm_only = [k for k in ("layer_norm", "zoneout", "recurrent_dropout") if cell_options.get(k)]
-    if lstm_only and name != "lstm":
-        raise ValueError(f"{', '.join(lstm_only)}: variants of the LSTM (seqlab.LSTM), not of {name}")
+    if lstm_only and name not in ("lstm", "gru"):
+        raise ValueError(f"{', '.join(lstm_only)}: variants of the LSTM and GRU (seqlab.LSTM, GRU), not of {name}")
     if (channels is None) == (vocab is None):
         raise ValueError("give channels (series) or vocab (token ids), one of them")
     if name in CONVOLUTIONAL:
