@@ -43,6 +43,8 @@ def test_lab_gradients_shows_what_forget_bias_and_orthogonal_init_do(tmp_path):
     reach = {name: g[0] / g[19] for name, g in init.items()}  # how much of the last step's gradient reaches t = 0
     assert reach["lstm forget bias 0"] < reach["lstm forget bias 1"] < reach["lstm forget bias 3"]
     assert reach["rnn"] < 1e-2 < reach["rnn orthogonal"]
+    for cell, plain in (("lstm", "lstm forget bias 1"), ("gru", "gru")):  # the variants keep gradients alive longer
+        assert reach[f"{cell} zoneout 0.15"] > 1.3 * reach[plain] and reach[f"{cell} layer norm"] > 10 * reach[plain]
     radius = {r["variant"]: float(r["spectral_radius"]) for r in rows if r["spectral_radius"] and r["phase"] == "init"}
     assert abs(radius["rnn orthogonal"] - 1) < 1e-6 and radius["rnn"] < 1
     assert {r["phase"] for r in rows} == {"init", "after 10 steps"}

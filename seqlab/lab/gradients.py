@@ -1,5 +1,6 @@
 """Vanishing and exploding gradients, measured: ||dL/dh_t|| against t for each recurrent model of the memory lab, at
-initialisation (several variants: an orthogonal RNN, LSTM forget-gate biases 0, 1 and 3) and after training, with
+initialisation (several variants: an orthogonal RNN, LSTM forget-gate biases 0, 1 and 3, layer-normalised and
+zoned-out LSTM and GRU, zoneout's masks drawn as in training) and after training, with
 the gradient norm before clipping during training and the vanilla RNN's spectral radius.
 
     seqlab lab gradients --on adding --lengths 100      -> gradients.csv, gradients.png, one run per model
@@ -23,7 +24,11 @@ GRADIENT_VARIANTS = {  # name: (cell, overrides) measured at initialisation
     "lstm forget bias 0": ("lstm", {"forget_bias": 0.0}),
     "lstm forget bias 1": ("lstm", {"forget_bias": 1.0}),
     "lstm forget bias 3": ("lstm", {"forget_bias": 3.0}),
+    "lstm layer norm": ("lstm", {"layer_norm": True}),
+    "lstm zoneout 0.15": ("lstm", {"zoneout": 0.15}),
     "gru": ("gru", {}),
+    "gru layer norm": ("gru", {"layer_norm": True}),
+    "gru zoneout 0.15": ("gru", {"zoneout": 0.15}),
 }
 
 
@@ -93,7 +98,11 @@ def plot_gradients(out: Path, task: str, T: int, rows: list[dict], models: list[
         "lstm forget bias 0": "lightsteelblue",
         "lstm forget bias 1": "tab:blue",
         "lstm forget bias 3": "navy",
+        "lstm layer norm": "tab:purple",
+        "lstm zoneout 0.15": "tab:cyan",
         "gru": "tab:green",
+        "gru layer norm": "olive",
+        "gru zoneout 0.15": "lime",
     }
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for ax, phase in zip(axes[:2], ("init", "after"), strict=True):

@@ -60,7 +60,7 @@ class LabConfig(TrainConfig):
     """One lab run; the loop's fields are TrainConfig's, set here to the protocol's values."""
 
     RULES: ClassVar[dict[str, str]] = {"T": ">=1", "hidden": ">=1", "layers": ">=1", "batch": ">=1", "test_size": ">=1",
-                                       "blocks": ">=1", "heads": ">=1"}  # fmt: skip
+                                       "blocks": ">=1", "heads": ">=1", "zoneout": "[0,1)"}  # fmt: skip
 
     lr: float = 1e-3  # Adam, constant: min_lr = lr and no warm-up
     min_lr: float = 1e-3
@@ -79,6 +79,8 @@ class LabConfig(TrainConfig):
     batch: int = 50
     test_size: int = 1000
     forget_bias: float = 1.0  # LSTM only
+    layer_norm: bool = False  # layer-normalised LSTM or GRU (seqlab.LSTM)
+    zoneout: float = 0.0  # LSTM or GRU: each unit keeps its last value with this probability per step
     orthogonal: bool = False  # orthogonal W_hh at initialisation
     blocks: int = 2  # transformer only: pre-norm blocks of width `hidden`
     heads: int = 4  # transformer only
@@ -105,7 +107,8 @@ class MemoryTask(Task):
         }[cfg.task]
         self.model = MemoryModel(cfg.model, n_in, cfg.hidden, n_out, one_hot=cfg.task != "adding",
                                  forget_bias=cfg.forget_bias, orthogonal=cfg.orthogonal, blocks=cfg.blocks,
-                                 heads=cfg.heads, layers=cfg.layers)  # fmt: skip
+                                 heads=cfg.heads, layers=cfg.layers, layer_norm=cfg.layer_norm,
+                                 zoneout=cfg.zoneout)  # fmt: skip
         self.make, self.length = make, cfg.T + extra
         self.test = self.make(cfg.test_size, cfg.T, seed=1_000_000 + cfg.seed)  # never a training seed
         self.tokens_per_step = cfg.batch * self.length

@@ -18,14 +18,17 @@ from .backbone import RECURRENT, accept_old_checkpoints, backbone
 class MemoryModel(nn.Module):
     def __init__(self, cell: str, n_in: int, hidden: int, n_out: int, one_hot: bool = False,
                  forget_bias: float | None = 1.0, orthogonal: bool = False, backend: str = "auto",
-                 blocks: int = 2, heads: int = 4, layers: int = 1):  # fmt: skip
+                 blocks: int = 2, heads: int = 4, layers: int = 1, layer_norm: bool = False,
+                 zoneout: float = 0.0):  # fmt: skip
         """orthogonal: W_hh starts as a random orthogonal matrix (all eigenvalues on the unit circle), the usual
         remedy for a vanilla RNN's vanishing gradients (Saxe et al. 2014; Le et al. 2015 for the identity).
-        blocks, heads: the Transformer's (cell 'transformer'); layers: a recurrent stack's."""
+        blocks, heads: the Transformer's (cell 'transformer'); layers: a recurrent stack's; layer_norm, zoneout:
+        the LSTM and GRU variants (seqlab.LSTM)."""
         super().__init__()
         self.n_in, self.one_hot = n_in, one_hot
         self.head = nn.Linear(hidden, n_out)
         extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
+        extra.update({k: v for k, v in (("layer_norm", layer_norm), ("zoneout", zoneout)) if v})
         self.backbone = backbone(cell, channels=n_in, hidden=hidden, layers=blocks if cell == "transformer" else layers,
                                  heads=heads, backend=backend, **extra)  # fmt: skip
         if orthogonal:
