@@ -280,6 +280,38 @@ def bench_scan(repeats: int, warmup: int, lengths=SCAN["T"]) -> list[Row]:
     return rows
 
 
+VARIANT_SHAPES = [(32, 100, 64, 128), (64, 100, 256, 256), (1, 1000, 64, 128)]  # issue 17's: B, T, I, H
+VARIANTS = {  # name: (class, options)
+    "lstm layer norm": (LSTM, {"layer_norm": True}),
+    "lstm zoneout": (LSTM, {"zoneout": 0.1}),
+    "lstm ln+zoneout+rec. dropout": (LSTM, {"layer_norm": True, "zoneout": 0.1, "recurrent_dropout": 0.25}),
+    "gru layer norm": (GRU, {"layer_norm": True}),
+}
+
+
+def bench_variants(repeats: int, warmup: int, shapes=VARIANT_SHAPES, variants=VARIANTS) -> list[Row]:
+    """A training step (forward, backward) of each cell variant on bptt beside the same math in per-step autograd
+    (backend reference) and torch.nn.LSTM's fused kernel (oneDNN), which has none of the variants. The ratio is
+    torch.nn.LSTM's time over each; the row's note gives bptt's speed-up over per-step autograd."""
+    rows = []
+    for B, T, I, H in shapes:
+        torch.manual_seed(0)
+        x = torch.randn(T, B, I, requires_grad=True)
+        fns = {"nn.LSTM (fused)": (nn.LSTM(I, H), None)}
+        for name, (cls, options) in variants.items():
+            for backend in ("bptt", "reference"):
+                fns[f"{name} {backend}"] = (cls(I, H, backend=backend, **options), None)
+
+        def step(m, x=x):
+            m(x)[0].sum().backward()
+
+        ms = median_ms({k: (lambda m=m: step(m)) for k, (m, _) in fns.items()}, repeats, warmup)
+        base = ms["nn.LSTM (fused)"]
+        for k, v in ms.items():
+            rows.append(Row(f"variants {B}x{T}x{I}x{H}", "train", k, v, base / v, None))
+    return rows
+
+
 PROJ_SHAPES = [(32, 100, 64, 256, 64), (64, 100, 256, 512, 128), (1, 1000, 64, 256, 64)]  # B, T, I, H, proj_size
 
 
@@ -457,6 +489,13 @@ def add_parser(sub, common) -> None:
         help="only the LSTM with proj_size: torch.nn beside seqlab's fused and bptt backends, training, inference "
         "and bytes saved for backward, at three shapes",
     )
+    b.add_argument(
+        "--variants",
+        action="store_true",
+        help="only the cell variants (layer norm, zoneout, recurrent dropout): a training step on bptt beside the "
+        "same math in per-step autograd and the fused nn.LSTM, at B,T,I,H = 32,100,64,128 / 64,100,256,256 / "
+        "1,1000,64,128",
+    )
     b.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 7)")
     b.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     b.add_argument("--force", action="store_true", help="replace FILE if it exists")
@@ -479,6 +518,18 @@ def run(args) -> None:
             print("# this CPU has no native bfloat16 (AVX512-BF16 or AMX): bf16 runs emulated here")
         rows = bench_precision(args.cells, args.repeats or 5, 1)
         print(format_rows(rows).replace("vs torch", " f32/bf16"))
+        return write_rows(args.json, [asdict(r) for r in rows])
+    if args.variants:
+        rows = bench_variants(args.repeats or 5, 1)
+        print(format_rows(rows).replace("vs torch", "vs LSTM "))
+        ms = {(r.case, r.variant): r.ms for r in rows}
+        for (case, variant), v in ms.items():
+            if variant.endswith(" bptt"):
+                name = variant[: -len(" bptt")]
+                print(
+                    f"# {case} {name}: bptt {ms[(case, name + ' reference')] / v:.2f}x per-step autograd, "
+                    f"{v / ms[(case, 'nn.LSTM (fused)')]:.2f}x the fused nn.LSTM's time"
+                )
         return write_rows(args.json, [asdict(r) for r in rows])
     if args.proj:
         rows = bench_projection(args.repeats or 5, 1)

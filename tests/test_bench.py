@@ -88,3 +88,10 @@ def test_projection_bench_rows_and_what_the_projected_bptt_keeps(monkeypatch):
     assert saved["bptt"] == 4 * (T * B * (5 * H + P) + B * (H + P))
     marked = {(r.mode, r.variant) for r in rows if r.auto}
     assert marked == {("train", "bptt"), ("infer", "fused")}
+
+
+def test_variants_bench_times_bptt_and_per_step_autograd_beside_the_fused_lstm():
+    rows = bench.bench_variants(1, 0, shapes=[(2, 5, 3, 4)])
+    names = [r.variant for r in rows]
+    assert names[0] == "nn.LSTM (fused)" and len(names) == 1 + 2 * len(bench.VARIANTS)
+    assert all(r.ms > 0 and r.ratio > 0 for r in rows)
