@@ -53,6 +53,22 @@ def test_function_gradcheck_and_equals_reference(norm, zone, rec, bs):
         assert gradgradcheck(ours, tensors)
 
 
+def test_lstm_function_over_several_backward_windows(monkeypatch):
+    """The backward computes its factors a window of steps at a time: with two steps per window and unequal
+    lengths (rows leave inside a window), gradcheck still holds with every variant on."""
+    from seqlab.cells import _steps
+
+    monkeypatch.setattr(_steps, "CHUNK_ELEMENTS", 2 * B * 10 * H)
+    tensors, masks = function_inputs(True, True, True)
+    bs = (4, 3, 3, 1, 1)
+
+    def ours(xw, h0, c0, w, *ln):
+        return VariantLSTMFunction.apply(xw, h0, c0, w, *ln, *masks, bs, None, None)[:3]
+
+    assert len(list(_steps.reverse_chunks(T, B * 10 * H))) == 3
+    assert gradcheck(ours, tensors)
+
+
 @pytest.mark.parametrize("norm, zone, rec", COMBOS)
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("bs", [None, (4, 3, 3, 1, 1)], ids=["full", "lengths"])

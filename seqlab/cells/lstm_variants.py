@@ -33,6 +33,7 @@ from ._steps import (
     live_steps,
     previous,
     product_dtype,
+    reverse_chunks,
     rows,
     seed_rows,
     sigmoid_grad,
@@ -147,44 +148,54 @@ class VariantLSTMFunction(torch.autograd.Function):
         das, drs, dys = dgates.view(T, B, G).unbind(0), dr.unbind(0), dy.unbind(0)
         back = StepProduct(w_hh.t(), B, ctx.mm)
         scratch = torch.empty(B, H, **like)
-        for t in range(live_steps(bs) - 1, -1, -1):
-            b = bs[t]
-            i, f, g, o = gates[t, :b].chunk(4, 1)
-            ct = c_tilde[t, :b]
+        # Steps t0..t1-1 at a time, as LSTMFunction: every factor that does not depend on the incoming gradient is
+        # computed for the window at once (rows of the m = bs[t0] active at t0), so each step is about ten ops.
+        for t0, t1 in reverse_chunks(live_steps(bs), B * 10 * H):
+            m_rows = bs[t0]
+            i, f, g, o = gates[t0:t1, :m_rows].chunk(4, 2)
+            ct = c_tilde[t0:t1, :m_rows]
             tanh_n = (torch.native_layer_norm(ct, (H,), g_c, b_c, EPS)[0] if r is not None else ct).tanh()
-            dh = rows(dhs[t], b, B)
-            dh_tilde = dh if z_h is None else dh * (1 - z_h[t, :b])
-            da4 = das[t][:b].view(b, 4, H)
-            sigmoid_grad(dh_tilde * tanh_n, o, grad_input=da4[:, 3])
-            dn_t = torch.ops.aten.tanh_backward(dh_tilde * o, tanh_n)
-            if r is not None:
-                dn[t, :b] = dn_t
-                dn_t = _ln_backward(dn_t, ct, (H,), stats[2, t, :b], stats[3, t, :b], g_c, b_c,
-                                    [True, False, False])[0]  # fmt: skip
-            dct = rows(dc, b, B)
-            dc_tilde = dn_t + (dct if z_c is None else dct * (1 - z_c[t, :b]))
-            c_prev = c[t - 1, :b] if t > 0 else c0[:b]
-            sigmoid_grad(dc_tilde * g, i, grad_input=da4[:, 0])
-            sigmoid_grad(dc_tilde * c_prev, f, grad_input=da4[:, 1])
-            tanh_grad(dc_tilde * i, g, grad_input=da4[:, 2])
-            if z_c is None:
-                torch.mul(dc_tilde, f, out=dct)
-            else:
-                dct.mul_(z_c[t, :b]).addcmul_(dc_tilde, f)  # ∂c_{t-1}
-            if r is not None:
-                drs[t][:b] = _ln_backward(das[t][:b], r[t, :b], (G,), stats[0, t, :b], stats[1, t, :b], g_h, b_h,
-                                          [True, False, False])[0]  # fmt: skip
-            target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
-            carry = None if z_h is None else dh * z_h[t, :b]  # before target is written: dhs may share a buffer
-            if m is None:
-                back(drs[t][:b], target, add=None if t == 0 else rows(dys[t - 1], b, B))
-            else:
-                product = back(drs[t][:b], rows(scratch, b, B)).mul_(m[:b])
-                torch.add(product, 0 if t == 0 else rows(dys[t - 1], b, B), out=target)
-            if carry is not None:
-                target.add_(carry)
-            if t > 0:
-                seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+            out_factors = torch.empty(2, t1 - t0, m_rows, H, **like)  # dh ⊙ them: da_o and dn
+            sigmoid_grad(tanh_n, o, grad_input=out_factors[0])  # tanh n · o (1 - o)
+            tanh_grad(o, tanh_n, grad_input=out_factors[1])  # o (1 - tanh² n)
+            if z_h is not None:
+                out_factors.mul_(1 - z_h[t0:t1, :m_rows])  # only h̃'s share of dh reaches the cell
+            del tanh_n
+            cell_factors = torch.empty(t1 - t0, m_rows, 3, H, **like)  # da_i, da_f, da_g = ∂c̃ ⊙ them
+            sigmoid_grad(g, i, grad_input=cell_factors[:, :, 0])
+            sigmoid_grad(previous(c, c0, t0, t1, m_rows), f, grad_input=cell_factors[:, :, 1])
+            tanh_grad(i, g, grad_input=cell_factors[:, :, 2])
+            for t in range(t1 - 1, t0 - 1, -1):
+                b, k = bs[t], t - t0
+                dh = rows(dhs[t], b, B)
+                da4 = das[t][:b].view(b, 4, H)
+                torch.mul(dh, out_factors[0, k, :b], out=da4[:, 3])
+                dn_t = dh * out_factors[1, k, :b]
+                if r is not None:
+                    dn[t, :b] = dn_t
+                    dn_t = _ln_backward(dn_t, c_tilde[t, :b], (H,), stats[2, t, :b], stats[3, t, :b], g_c, b_c,
+                                        [True, False, False])[0]  # fmt: skip
+                dct = rows(dc, b, B)
+                dc_tilde = dn_t.add_(dct) if z_c is None else dn_t.addcmul_(dct, 1 - z_c[t, :b])
+                torch.mul(dc_tilde.unsqueeze(1), cell_factors[k, :b], out=da4[:, :3])
+                if z_c is None:
+                    torch.mul(dc_tilde, f[k, :b], out=dct)  # ∂c_{t-1}
+                else:
+                    dct.mul_(z_c[t, :b]).addcmul_(dc_tilde, f[k, :b])
+                if r is not None:
+                    drs[t][:b] = _ln_backward(das[t][:b], r[t, :b], (G,), stats[0, t, :b], stats[1, t, :b], g_h,
+                                              b_h, [True, False, False])[0]  # fmt: skip
+                target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
+                carry = None if z_h is None else dh * z_h[t, :b]  # before target is written: dhs may share a buffer
+                if m is None:
+                    back(drs[t][:b], target, add=None if t == 0 else rows(dys[t - 1], b, B))
+                else:
+                    product = back(drs[t][:b], rows(scratch, b, B)).mul_(m[:b])
+                    torch.add(product, 0 if t == 0 else rows(dys[t - 1], b, B), out=target)
+                if carry is not None:
+                    target.add_(carry)
+                if t > 0:
+                    seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_kept)
         h_in = previous(h, h0, 0, T, B) if T else h
