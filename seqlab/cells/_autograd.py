@@ -39,12 +39,9 @@ class Spec:
         self.reference, self.tensors, self.states = reference, tensors, tuple(states)
         self.axes, self.public = tuple(axes), public
 
-    def outputs(self, inputs: Sequence, xw: Tensor | None = None) -> tuple[Tensor, ...]:
-        """The reference's public outputs for ``inputs`` (xw replaced when given), with whatever graph they carry."""
-        args = list(inputs[:-2])  # without slot and projection
-        if xw is not None:
-            args[0] = xw
-        return self.reference(*args)[: self.public]
+    def outputs(self, inputs: Sequence) -> tuple[Tensor, ...]:
+        """The reference's public outputs for the Function's ``inputs``, with whatever graph they carry."""
+        return self.reference(*inputs[:-2])[: self.public]  # without slot and projection
 
 
 def setup(ctx, spec: Spec, inputs: Sequence, output: Sequence[Tensor], keep: Sequence[Tensor]) -> None:
