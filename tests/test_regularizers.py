@@ -184,3 +184,23 @@ def test_language_model_flags_train_and_refuse_what_conflicts(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
         assert not out.exists()  # refused before anything is written
+
+
+def test_recipe_awd_sets_its_flags_and_refuses_the_ones_it_sets(tmp_path, capsys):
+    import json
+
+    from seqlab.lm.cli import RECIPES
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefgh " * 400)
+    common = ["lm", "train", str(text), "--hidden", "16", "--embed", "8", "--batch", "4", "--seq-len", "16", "--steps",
+              "2", "--eval-every", "2", "--sample-length", "0", "--threads", "1", "--no-progress"]  # fmt: skip
+    clash = tmp_path / "clash"
+    assert main([*common, "--recipe", "awd", "--weight-drop", "0.2", "--out", str(clash)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["seqlab lm: error: --recipe awd sets --weight-drop itself; drop --weight-drop or the recipe"]
+    assert not clash.exists()
+    run = tmp_path / "run"
+    assert main([*common, "--recipe", "awd", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert {k: config[k] for k in RECIPES["awd"]} == RECIPES["awd"]

@@ -19,6 +19,9 @@ def add_parser(sub, common) -> None:
                           help="train on a file, a directory, or a built-in corpus (pydoc, stdlib)")  # fmt: skip
     flags.add_train_flags(t, "lm", "a file, a directory, or pydoc | stdlib")
     flags.add_config_flags(t, LMConfig, skip=("data",))
+    t.add_argument("--recipe", choices=sorted(RECIPES), help="a preset of regularisers (awd: "
+                   + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECIPES["awd"].items())
+                   + "); the flags it sets cannot be given with it")  # fmt: skip
     sm = lm_sub.add_parser("sample", parents=[common], help="stream generated text from a run")
     sm.add_argument("run")
     sm.add_argument("--checkpoint", choices=runs.CHECKPOINTS, default="best")
@@ -71,8 +74,31 @@ def train(args) -> None:
     from .task import train_lm
 
     # train_lm checks --steps on resume itself
+    apply_recipe(args)
     cfg = flags.train_config(args, LMConfig, ("minutes", "steps"), "DATA (a file, a directory, pydoc or stdlib)")
     train_lm(cfg, out=args.out, resume=args.resume, progress=not args.no_progress)
+
+
+# AWD-LSTM's character-level settings (Merity et al. 2018, "An Analysis of Neural Language Modeling at Multiple
+# Scales", PTB characters: weight-drop 0.5, between-layer dropout 0.25, no embedding dropout at the character level),
+# on seqlab's own model size and schedule. One locked rate stands for AWD's three (input 0.1, between 0.25, output
+# 0.1): the between-layer one, where most of its units are.
+RECIPES = {"awd": {"weight_drop": 0.5, "locked_dropout": 0.25, "dropout": 0.0, "embed_dropout": 0.0}}
+
+
+def apply_recipe(args) -> None:
+    """--recipe NAME: its settings become the flags' values; a flag it sets, given too, is refused in one line."""
+    recipe = getattr(args, "recipe", None)
+    if recipe is None:
+        return
+    if args.resume:
+        raise ValueError(f"--recipe {recipe} sets up a new run; --resume continues with the run's own config")
+    settings = RECIPES[recipe]
+    if clash := [k for k in settings if getattr(args, k, None) is not None]:
+        named = ", ".join(f"--{k.replace('_', '-')}" for k in clash)
+        raise ValueError(f"--recipe {recipe} sets {named} itself; drop {named} or the recipe")
+    for k, v in settings.items():
+        setattr(args, k, v)
 
 
 def sample(args) -> None:
