@@ -207,3 +207,28 @@ def test_lm_cli_refuses_variants_for_other_models(tmp_path, capsys):
     assert main(["lm", "train", "pydoc", "--model", "rnn", "--layer-norm", "--out", str(tmp_path / "run")]) != 0
     assert "--layer-norm: variants of the LSTM and GRU, not for rnn" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_second_order_through_the_layer_recomputes_xw_and_equals_reference(cell):
+    """The layer hands the Function its layer-normalised input projection's inputs instead of keeping xw; a
+    gradient penalty (create_graph) recomputes xw from them and equals the reference backend's."""
+    kw = {"layer_norm": True, "zoneout": 0.2, "recurrent_dropout": 0.3}
+    torch.manual_seed(0)
+    ours = getattr(seqlab, cell)(3, H, 2, **F64, **kw)
+    spec = getattr(seqlab, cell)(3, H, 2, backend="reference", **F64, **kw)
+    spec.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 2, 3, **F64, requires_grad=True)
+    results = []
+    for module in (ours, spec):
+        torch.manual_seed(1)
+        y, _ = module(x)
+        if module is ours:
+            node = y.grad_fn
+            while node is not None and not type(node).__name__.startswith("Variant"):
+                node = node.next_functions[0][0]
+            assert node is not None and not node.xw_saved
+        (gx,) = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
+        results.append(torch.autograd.grad(gx.pow(2).sum(), [x, *module.parameters()]))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b)

@@ -10,8 +10,10 @@
 - **vmap.** A vmapped batch of inputs (the usual per-sample gradients: ``vmap(grad(f), in_dims=(None, 0))``) is
   folded into the Function's batch rows, one call for all; vmapping the weights (an ensemble) is refused in words.
 
-The input projection: the layers pass ``projection = (x, w_ih, bias)`` with xw = x W_ih^T + bias, all of which the
-projection's own autograd node keeps anyway. A second-order backward recomputes xw from it with a graph, so the
+The input projection: the layers pass ``projection = (x, w_ih, bias, shape, dtype[, (γ, β, ε)])`` with xw =
+x W_ih^T + bias (layer-normalised first for the variant cells), all of which the projection's own autograd node
+keeps anyway when W_ih trains (with W_ih frozen, x is kept here instead of xw, and x is the smaller of the two
+unless I > G). A second-order backward recomputes xw from it with a graph, so the
 first-order path never keeps xw (T·B·G) alive for the sake of a graph that is rarely asked for. Without it (a
 direct call), xw itself is saved.
 """
@@ -90,8 +92,13 @@ def graph_backward(ctx, grads: Sequence[Tensor]) -> tuple:
 
 
 def recompute(projection) -> Tensor:
-    x, w_ih, bias, shape, dtype = projection
-    xw = torch.mm(x, w_ih.t()) if bias is None else torch.addmm(bias, x, w_ih.t())
+    """xw = x W_ih^T (layer-normalised when ``norm`` = (γ, β, ε) is given) + bias, viewed as ``shape``."""
+    x, w_ih, bias, shape, dtype, *norm = projection
+    xw = torch.mm(x, w_ih.t())
+    if norm and norm[0] is not None:
+        g, b, eps = norm[0]
+        xw = torch.nn.functional.layer_norm(xw, (xw.shape[-1],), g, b, eps)
+    xw = xw if bias is None else xw + bias
     return xw.view(shape).to(dtype)
 
 
@@ -122,11 +129,11 @@ def vmap(function, info, in_dims: Sequence, args: Sequence):
         )
     N = info.batch_size
     xw = args[0].movedim(in_dims[0], 0) if in_dims[0] is not None else args[0].expand(N, *args[0].shape)
-    T, B = xw.shape[1], xw.shape[2]
-    folded = [xw.movedim(0, 2).reshape(T, B * N, -1), *args[1 : spec.tensors]]  # (T, B, N, G): rows b·N + n
-    for i in spec.states:
+    T, B, G = xw.shape[1:]
+    folded = [xw.movedim(0, 2).reshape(T, B * N, G), *args[1 : spec.tensors]]  # (T, B, N, G): rows b·N + n
+    for i in spec.states:  # sizes spelled out: an empty batch has none to infer
         s = args[i].movedim(in_dims[i], 1) if in_dims[i] is not None else args[i].unsqueeze(1).expand(B, N, -1)
-        folded[i] = s.reshape(B * N, -1)
+        folded[i] = s.reshape(B * N, s.shape[-1])
     *options, bs, _, _ = args[spec.tensors :]
     bs = None if bs is None else [int(b) * N for b in bs]
     # No recording under vmap; the projection's tensors belong to the vmapped level, so xw is kept instead.

@@ -181,6 +181,8 @@ def recurrent_weight_grad(dgates: torch.Tensor, h: torch.Tensor, h0: torch.Tenso
     if dtype is not None and dtype != h.dtype:
         return recurrent_weight_grad(dgates.to(dtype), h.to(dtype), h0.to(dtype)).to(h.dtype)
     T, _, G = dgates.shape
+    if T == 0:  # no steps (a direct call; the layers refuse T = 0)
+        return h0.new_zeros(G, h0.shape[-1])
     dw = dgates[0].t() @ h0
     if T > 1:
         dw.addmm_(dgates[1:].reshape(-1, G).t(), h[:-1].reshape(-1, h.shape[-1]))

@@ -42,7 +42,7 @@ class VariantGRUFunction(torch.autograd.Function):
     """(xw (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H,) or None, γ_h, β_h (3H,) or None, z_h (T, B, H) or None,
     m (B, H) or None, batch_sizes, slot, projection) -> (h (T, B, H), h_n, and buffers for backward). b_hh's r and
     z blocks must already be in xw when there is no layer norm (then only b_hn is read); with layer norm all of
-    b_hh is added after LN_h. See the module docstring; projection must be None (xw is kept)."""
+    b_hh is added after LN_h. See the module docstring, and seqlab.cells._autograd for projection."""
 
     spec = _autograd.Spec(reference.variant_gru_over, tensors=8, states=(1,), axes=(1, 0, 1, 1, 1, 1, 1), public=2)
 
@@ -85,9 +85,7 @@ class VariantGRUFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        xw, h0, *_, batch_sizes, slot, projection = inputs
-        if projection is not None:
-            raise ValueError("VariantGRUFunction: projection must be None (xw is kept for a second-order backward)")
+        xw, h0, *_, batch_sizes, slot, _ = inputs
         h, _, rz, n, qn, q_raw, stats = output
         keep = (rz, n, qn, h) + ((q_raw, stats) if q_raw is not None else ())
         _autograd.setup(ctx, VariantGRUFunction.spec, inputs, output, keep=keep)

@@ -49,7 +49,7 @@ class VariantLSTMFunction(torch.autograd.Function):
     """(xw (T, B, 4H), h0 (B, H), c0 (B, H), w_hh (4H, H), γ_h, β_h (4H,), γ_c, β_c (H,) or all four None,
     z_h, z_c (T, B, H) zoneout masks or None, m (B, H) recurrent dropout mask or None, batch_sizes, slot,
     projection) -> (h (T, B, H), h_n, c_n, and buffers for backward). See the module docstring for the math,
-    LSTMFunction for batch_sizes and slot; projection must be None (xw is kept)."""
+    LSTMFunction for batch_sizes and slot, seqlab.cells._autograd for projection."""
 
     spec = _autograd.Spec(
         reference.variant_lstm_over, tensors=11, states=(1, 2), axes=(1, 0, 0, 1, 1, 1, 1, 1), public=3
@@ -57,6 +57,8 @@ class VariantLSTMFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(xw, h0, c0, w_hh, g_h, b_h, g_c, b_c, z_h, z_c, m, batch_sizes, slot, projection):
+        if (g_h is None) != (g_c is None):
+            raise ValueError("VariantLSTMFunction: layer norm takes γ and β of both LN_h and LN_c, or none")
         T, B, G = xw.shape
         H = G // 4
         norm = g_h is not None
@@ -105,9 +107,7 @@ class VariantLSTMFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        xw, h0, *_, batch_sizes, slot, projection = inputs
-        if projection is not None:
-            raise ValueError("VariantLSTMFunction: projection must be None (xw is kept for a second-order backward)")
+        xw, h0, *_, batch_sizes, slot, _ = inputs
         h, _, _, gates, c_tilde, c, r, stats = output
         keep = (gates, c_tilde, c, h) + ((r, stats) if r is not None else ())
         _autograd.setup(ctx, VariantLSTMFunction.spec, inputs, output, keep=keep)

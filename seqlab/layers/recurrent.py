@@ -322,17 +322,20 @@ class Recurrent(nn.Module):
             m = torch.bernoulli(like.new_full((B, H), keep)).div_(keep)
         return (*zones, m)
 
-    def _variant_input(self, x: Tensor, weights: Weights, input_bias: Tensor | None, dtype) -> Tensor:
-        """xw = LN_x(x W_ih^T) + input_bias over all steps with autograd: (T', B, G)."""
+    def _variant_input(self, x: Tensor, weights: Weights, input_bias: Tensor | None, dtype):
+        """xw = LN_x(x W_ih^T) + input_bias over all steps with autograd: (T', B, G), and the projection a
+        second-order backward recomputes it from (seqlab.cells._autograd)."""
         Tx, B, I = x.shape
         G = self.gates * self.hidden_size
-        xw = torch.mm(x.reshape(Tx * B, I), weights[0].t())
-        if self.layer_norm:
-            ln = weights[-1]
-            xw = F.layer_norm(xw, (G,), ln[0], ln[1], EPS)
+        x2 = x.reshape(Tx * B, I)
+        xw = torch.mm(x2, weights[0].t())
+        norm = (weights[-1][0], weights[-1][1], EPS) if self.layer_norm else None
+        if norm is not None:
+            xw = F.layer_norm(xw, (G,), norm[0], norm[1], EPS)
         if input_bias is not None:
             xw = xw + input_bias
-        return xw.view(Tx, B, G).to(dtype)
+        xw = xw.view(Tx, B, G).to(dtype)
+        return xw, (x2, weights[0], input_bias, xw.shape, xw.dtype, norm)
 
     def _variant_layer(self, backend, x, state, weights, batch_sizes, slot) -> tuple[Tensor, State]:
         raise NotImplementedError
@@ -808,13 +811,13 @@ class LSTM(Recurrent):
         reference's per-step autograd."""
         _, w_hh, b_ih, b_hh = weights[:4]
         ln = weights[4] if self.layer_norm else (None,) * 6  # γ, β of LN_x, LN_h, LN_c
-        xw = self._variant_input(x, weights, None if b_ih is None else b_ih + b_hh, state[0].dtype)
+        xw, projection = self._variant_input(x, weights, None if b_ih is None else b_ih + b_hh, state[0].dtype)
         z_h, z_c, m = self._variant_masks(xw.shape[0], xw.shape[1], xw)
         args = (xw, state[0], state[1], w_hh, *ln[2:], z_h, z_c, m, batch_sizes)  # ln: γ, β of ih, hh, c
         if backend == "reference":
             h, h_n, c_n = reference.variant_lstm_over(*args)
         else:
-            h, h_n, c_n, *_ = VariantLSTMFunction.apply(*args, slot, None)
+            h, h_n, c_n, *_ = VariantLSTMFunction.apply(*args, slot, projection)
         return h, (h_n, c_n)
 
     def _bptt(self, xw, state, weights, bs, slot, projection):
@@ -874,13 +877,13 @@ class GRU(Recurrent):
         _, w_hh, b_ih, b_hh = weights[:4]
         ln = weights[4] if self.layer_norm else (None,) * 4  # γ, β of LN_x, LN_h
         bias = None if b_ih is None else (b_ih if self.layer_norm else self._input_bias(b_ih, b_hh))
-        xw = self._variant_input(x, weights, bias, state[0].dtype)
+        xw, projection = self._variant_input(x, weights, bias, state[0].dtype)
         z_h, m = self._variant_masks(xw.shape[0], xw.shape[1], xw)
         args = (xw, state[0], w_hh, b_hh, *ln[2:], z_h, m, batch_sizes)
         if backend == "reference":
             h, h_n = reference.variant_gru_over(*args)
         else:
-            h, h_n, *_ = VariantGRUFunction.apply(*args, slot, None)
+            h, h_n, *_ = VariantGRUFunction.apply(*args, slot, projection)
         return h, (h_n,)
 
     def _input_bias(self, b_ih, b_hh):
