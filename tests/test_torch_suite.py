@@ -79,40 +79,34 @@ def test_forward_equals_torch_nn(case):
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_grad(impl, case):
-    """test_modules' test_grad: gradcheck over the inputs and every parameter, float64."""
+def as_function(impl: str, case):
+    """The module of a module_db sample as a function of its inputs that need gradients and its parameters, as
+    test_modules' test_grad and test_gradgrad check it; returns (function, arguments)."""
     name, i = case
     sample = samples(name)[i]
     m = build(impl, name, sample)
     inputs = [t for t in tensors_in(sample.forward_input.args) if t.requires_grad]
-    params = list(m.parameters())
 
     def fn(*values):
         n = len(inputs)
         args = swap(sample.forward_input.args, dict(zip(map(id, inputs), values[:n], strict=True)))
         return tuple(flat(torch.func.functional_call(m, dict(zip(names(m), values[n:], strict=True)), args)))
 
-    assert gradcheck(fn, (*inputs, *params), fast_mode=True)
+    return fn, (*inputs, *m.parameters())
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_grad(impl, case):
+    """test_modules' test_grad: gradcheck over the inputs and every parameter, float64."""
+    assert gradcheck(*as_function(impl, case), fast_mode=True)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_gradgrad(impl, case):
     """test_modules' test_gradgrad: second derivatives by gradgradcheck, float64."""
-    name, i = case
-    sample = samples(name)[i]
-    m = build(impl, name, sample)
-    inputs = [t for t in tensors_in(sample.forward_input.args) if t.requires_grad]
-    params = list(m.parameters())
-
-    def fn(*values):
-        n = len(inputs)
-        args = swap(sample.forward_input.args, dict(zip(map(id, inputs), values[:n], strict=True)))
-        return tuple(flat(torch.func.functional_call(m, dict(zip(names(m), values[n:], strict=True)), args)))
-
-    assert gradgradcheck(fn, (*inputs, *params), fast_mode=True)
+    assert gradgradcheck(*as_function(impl, case), fast_mode=True)
 
 
 def names(m: nn.Module) -> list[str]:

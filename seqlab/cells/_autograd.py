@@ -58,11 +58,20 @@ def setup(ctx, spec: Spec, inputs: Sequence, output: Sequence[Tensor], keep: Seq
     ctx.save_for_backward(*keep, *(tensors if ctx.xw_saved else tensors[1:]))
     ctx.save_for_forward(*tensors)
     ctx.spec, ctx.options, ctx.projection = spec, tuple(inputs[spec.tensors :]), projection
+    ctx.public = [(o.shape, o.dtype, o.device) for o in output[: spec.public]]
 
 
-def materialized(grads: Sequence[Tensor | None], outputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
-    """The public outputs' gradients with zeros for the unused ones (materialization is off, see setup)."""
-    return tuple(torch.zeros_like(o) if g is None else g for g, o in zip(grads, outputs, strict=True))
+def backward(ctx, grads: Sequence[Tensor | None], reverse) -> tuple:
+    """Every Function's backward: the public outputs' gradients, zeros for the unused ones (materialization is off,
+    see setup), then the hand-written ``reverse(ctx, *grads)``, or the reference's VJP with a graph when a graph of
+    the gradient is asked for (grad mode on inside backward)."""
+    grads = tuple(
+        torch.zeros(shape, dtype=dtype, device=device) if g is None else g
+        for g, (shape, dtype, device) in zip(grads, ctx.public, strict=False)
+    )
+    if torch.is_grad_enabled():
+        return graph_backward(ctx, grads)
+    return reverse(ctx, *grads)
 
 
 def saved(ctx) -> tuple[tuple[Tensor, ...], list]:

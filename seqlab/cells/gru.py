@@ -83,12 +83,8 @@ class GRUFunction(torch.autograd.Function):
         ctx.slot, ctx.mm, ctx.has_bias = slot, product_dtype(h0), b_hn is not None
 
     @staticmethod
-    def backward(ctx, dy, dh_n, *_):
-        (*_, h), (_, h0, _, _) = _autograd.saved(ctx)
-        grads = _autograd.materialized((dy, dh_n), (h, h0))
-        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
-            return _autograd.graph_backward(ctx, grads)
-        return GRUFunction.reverse(ctx, *grads)
+    def backward(ctx, *grads):
+        return _autograd.backward(ctx, grads, GRUFunction.reverse)
 
     @staticmethod
     def reverse(ctx, dy, dh_n):

@@ -26,16 +26,14 @@ from ._steps import (
     alloc,
     final_state,
     live_steps,
-    previous,
     product_dtype,
+    recurrent_weight_grad,
     rows,
     seed_rows,
     sigmoid_grad,
     state_grads,
 )
-from .lstm_variants import EPS
-
-_ln_backward = torch.ops.aten.native_layer_norm_backward
+from .lstm_variants import EPS, ln_input_grad, ln_param_grads, masked, recur
 
 
 class VariantGRUFunction(torch.autograd.Function):
@@ -93,15 +91,11 @@ class VariantGRUFunction(torch.autograd.Function):
         ctx.slot, ctx.mm = slot, product_dtype(h0)
 
     @staticmethod
-    def backward(ctx, dy, dh_n, *_):
-        keep, inputs = _autograd.saved(ctx)
-        grads = _autograd.materialized((dy, dh_n), (keep[3], inputs[1]))
-        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
-            return _autograd.graph_backward(ctx, grads)
-        return VariantGRUFunction.reverse(ctx, keep, inputs, *grads)
+    def backward(ctx, *grads):
+        return _autograd.backward(ctx, grads, VariantGRUFunction.reverse)
 
     @staticmethod
-    def reverse(ctx, keep, inputs, dy, dh_n):
+    def reverse(ctx, dy, dh_n):
         """With dh_t the total gradient at h_t:
 
         dh̃ = dh_t ⊙ (1 - z^h);   da_n = dh̃ ⊙ (1 - z)(1 - n²);   da_z = dh̃ ⊙ (h_{t-1} - n) z (1 - z)
@@ -109,8 +103,7 @@ class VariantGRUFunction(torch.autograd.Function):
         dh_{t-1} = dy_{t-1} + (dq W_hh) ⊙ m + dh̃ ⊙ z + dh_t ⊙ z^h
         ∂W_hh = Σ dq^T (h_{t-1} ⊙ m); ∂b_hh and γ_h, β_h from sums over all steps.
         """
-        rz, n, qn, h, *normed = keep
-        _, h0, w_hh, b_hh, g_h, b_h, z_h, m = inputs
+        (rz, n, qn, h, *normed), (_, h0, w_hh, b_hh, g_h, b_h, z_h, m) = _autograd.saved(ctx)
         q_raw, stats = normed if normed else (None, None)
         bs, slot = ctx.bs, ctx.slot
         T, B, H = h.shape
@@ -137,31 +130,22 @@ class VariantGRUFunction(torch.autograd.Function):
             dq[t, :b, : 2 * H] = dxw[t, :b, : 2 * H]
             torch.mul(da_n, r, out=dq[t, :b, 2 * H :])
             if q_raw is not None:
-                dq_raw[t, :b] = _ln_backward(dq[t, :b], q_raw[t, :b], (G,), stats[0, t, :b], stats[1, t, :b], g_h,
-                                             b_h, [True, False, False])[0]  # fmt: skip
+                dq_raw[t, :b] = ln_input_grad(dq[t, :b], q_raw[t, :b], stats[:2, t, :b], g_h, b_h)
             direct = dh_tilde * z if z_h is None else dh_tilde * z + dh * z_h[t, :b]  # before dhs is overwritten
             target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
-            product = back(dq_raw[t, :b], rows(scratch, b, B))
-            if m is not None:
-                product.mul_(m[:b])
-            torch.add(product, direct, out=target)
+            recur(back, dq_raw[t, :b], target, direct, None if m is None else m[:b], rows(scratch, b, B))
             if t > 0:
                 target.add_(rows(dy[t - 1], b, B))
                 seed_rows(dhs[t - 1], dh_n, dy[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_kept)
-        h_in = previous(h, h0, 0, T, B) if T else h
-        h_in = h_in if m is None else h_in * m
-        dw_hh = dq_raw.reshape(-1, G).t() @ h_in.reshape(-1, H) if T else torch.zeros_like(w_hh)
+        dw_hh = recurrent_weight_grad(dq_raw, *masked(h, h0, m), ctx.mm)
         db_hh = None
         if b_hh is not None:
             db_hh = dq.sum((0, 1))
             if q_raw is None:  # b_hr, b_hz went into xw; only b_hn was read here
                 db_hh[: 2 * H] = 0
-        dg_h = db_h = None
-        if q_raw is not None:
-            _, dg_h, db_h = _ln_backward(dq.reshape(-1, G), q_raw.reshape(-1, G), (G,), stats[0].reshape(-1, 1),
-                                         stats[1].reshape(-1, 1), g_h, b_h, [False, True, True])  # fmt: skip
+        dg_h, db_h = (None, None) if q_raw is None else ln_param_grads(dq, q_raw, stats[:2], g_h, b_h)
         return dxw, dh0, dw_hh, db_hh, dg_h, db_h, None, None, None, None, None
 
     @staticmethod

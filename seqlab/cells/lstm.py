@@ -98,12 +98,8 @@ class LSTMFunction(torch.autograd.Function):
         ctx.slot, ctx.mm = slot, product_dtype(h0)
 
     @staticmethod
-    def backward(ctx, dy, dh_n, dc_n, *_):
-        (_, _, h), (_, h0, c0, _, _) = _autograd.saved(ctx)
-        grads = _autograd.materialized((dy, dh_n, dc_n), (h, h0, c0))
-        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
-            return _autograd.graph_backward(ctx, grads)
-        return LSTMFunction.reverse(ctx, *grads)
+    def backward(ctx, *grads):
+        return _autograd.backward(ctx, grads, LSTMFunction.reverse)
 
     @staticmethod
     def reverse(ctx, dy, dh_n, dc_n):

@@ -33,6 +33,7 @@ from ._steps import (
     live_steps,
     previous,
     product_dtype,
+    recurrent_weight_grad,
     reverse_chunks,
     rows,
     seed_rows,
@@ -115,15 +116,11 @@ class VariantLSTMFunction(torch.autograd.Function):
         ctx.slot, ctx.mm = slot, product_dtype(h0)
 
     @staticmethod
-    def backward(ctx, dy, dh_n, dc_n, *_):
-        keep, inputs = _autograd.saved(ctx)
-        grads = _autograd.materialized((dy, dh_n, dc_n), (keep[3], inputs[1], inputs[2]))
-        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
-            return _autograd.graph_backward(ctx, grads)
-        return VariantLSTMFunction.reverse(ctx, keep, inputs, *grads)
+    def backward(ctx, *grads):
+        return _autograd.backward(ctx, grads, VariantLSTMFunction.reverse)
 
     @staticmethod
-    def reverse(ctx, keep, inputs, dy, dh_n, dc_n):
+    def reverse(ctx, dy, dh_n, dc_n):
         """With dh_t the total gradient at h_t and ∂c_t at c_t (from step t + 1):
 
         dh̃ = dh_t ⊙ (1 - z^h),  dn = dh̃ ⊙ o (1 - tanh² n),  da_o = dh̃ ⊙ tanh n ⊙ o (1 - o)
@@ -132,8 +129,7 @@ class VariantLSTMFunction(torch.autograd.Function):
         dr = LN_h'(da);   dh_{t-1} = dy_{t-1} + (dr W_hh) ⊙ m + dh_t ⊙ z^h
         ∂W_hh = Σ dr_t^T (h_{t-1} ⊙ m); γ, β of both norms from one layer-norm backward over all steps.
         """
-        gates, c_tilde, c, h, *normed = keep
-        _, h0, c0, w_hh, g_h, b_h, g_c, b_c, z_h, z_c, m = inputs
+        (gates, c_tilde, c, h, *normed), (_, h0, c0, w_hh, g_h, b_h, g_c, b_c, z_h, z_c, m) = _autograd.saved(ctx)
         r, stats = normed if normed else (None, None)
         bs, slot = ctx.bs, ctx.slot
         T, B, G = gates.shape
@@ -173,8 +169,7 @@ class VariantLSTMFunction(torch.autograd.Function):
                 dn_t = dh * out_factors[1, k, :b]
                 if r is not None:
                     dn[t, :b] = dn_t
-                    dn_t = _ln_backward(dn_t, c_tilde[t, :b], (H,), stats[2, t, :b], stats[3, t, :b], g_c, b_c,
-                                        [True, False, False])[0]  # fmt: skip
+                    dn_t = ln_input_grad(dn_t, c_tilde[t, :b], stats[2:, t, :b], g_c, b_c)
                 dct = rows(dc, b, B)
                 dc_tilde = dn_t.add_(dct) if z_c is None else dn_t.addcmul_(dct, 1 - z_c[t, :b])
                 torch.mul(dc_tilde.unsqueeze(1), cell_factors[k, :b], out=da4[:, :3])
@@ -183,33 +178,54 @@ class VariantLSTMFunction(torch.autograd.Function):
                 else:
                     dct.mul_(z_c[t, :b]).addcmul_(dc_tilde, f[k, :b])
                 if r is not None:
-                    drs[t][:b] = _ln_backward(das[t][:b], r[t, :b], (G,), stats[0, t, :b], stats[1, t, :b], g_h,
-                                              b_h, [True, False, False])[0]  # fmt: skip
+                    drs[t][:b] = ln_input_grad(das[t][:b], r[t, :b], stats[:2, t, :b], g_h, b_h)
                 target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
                 carry = None if z_h is None else dh * z_h[t, :b]  # before target is written: dhs may share a buffer
-                if m is None:
-                    back(drs[t][:b], target, add=None if t == 0 else rows(dys[t - 1], b, B))
-                else:
-                    product = back(drs[t][:b], rows(scratch, b, B)).mul_(m[:b])
-                    torch.add(product, 0 if t == 0 else rows(dys[t - 1], b, B), out=target)
+                add = None if t == 0 else rows(dys[t - 1], b, B)
+                recur(back, drs[t][:b], target, add, None if m is None else m[:b], rows(scratch, b, B))
                 if carry is not None:
                     target.add_(carry)
                 if t > 0:
                     seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
         if slot is not None:
             slot.keep_grad(dh_kept)
-        h_in = previous(h, h0, 0, T, B) if T else h
-        h_in = h_in if m is None else h_in * m
-        dw_hh = dr.reshape(-1, G).t() @ h_in.reshape(-1, H) if T else torch.zeros_like(w_hh)
+        dw_hh = recurrent_weight_grad(dr, *masked(h, h0, m), ctx.mm)
         ln = (None,) * 4
         if r is not None:
-            _, dg_h, db_h = _ln_backward(dgates.view(-1, G), r.reshape(-1, G), (G,), stats[0].reshape(-1, 1),
-                                         stats[1].reshape(-1, 1), g_h, b_h, [False, True, True])  # fmt: skip
-            _, dg_c, db_c = _ln_backward(dn.reshape(-1, H), c_tilde.reshape(-1, H), (H,), stats[2].reshape(-1, 1),
-                                         stats[3].reshape(-1, 1), g_c, b_c, [False, True, True])  # fmt: skip
-            ln = (dg_h, db_h, dg_c, db_c)
+            ln = (*ln_param_grads(dgates, r, stats[:2], g_h, b_h), *ln_param_grads(dn, c_tilde, stats[2:], g_c, b_c))
         return (dgates.view(T, B, G), dh0, dc, dw_hh, *ln) + (None,) * 6
 
     @staticmethod
     def jvp(ctx, *tangents):
         return _autograd.jvp(ctx, tangents)
+
+
+# Shared by both variant cells' backward.
+def ln_input_grad(dout: torch.Tensor, x: torch.Tensor, stats: torch.Tensor, g, b) -> torch.Tensor:
+    """∂L/∂x of y = LN(x; γ, β) over the last axis, with stats = (mean, 1/σ) saved by forward: PyTorch's kernel."""
+    return _ln_backward(dout, x, (x.shape[-1],), stats[0], stats[1], g, b, [True, False, False])[0]
+
+
+def ln_param_grads(dout: torch.Tensor, x: torch.Tensor, stats: torch.Tensor, g, b) -> tuple[torch.Tensor, ...]:
+    """∂L/∂γ, ∂L/∂β of LN over every step at once (padding has zero dout, so it adds nothing)."""
+    n = x.shape[-1]
+    mean, rstd = stats[0].reshape(-1, 1), stats[1].reshape(-1, 1)
+    return _ln_backward(dout.reshape(-1, n), x.reshape(-1, n), (n,), mean, rstd, g, b, [False, True, True])[1:]
+
+
+def recur(back: StepProduct, da: torch.Tensor, target: torch.Tensor, add, mask, scratch: torch.Tensor) -> None:
+    """target = (da W_hh) ⊙ mask + add: what dh_{t-1} receives through the recurrent product, the recurrent dropout
+    mask (one per sequence) applied as in forward; add None for nothing."""
+    if mask is None:
+        back(da, target, add=add)
+        return
+    product = back(da, scratch).mul_(mask)
+    if add is None:
+        target.copy_(product)
+    else:
+        torch.add(product, add, out=target)
+
+
+def masked(h: torch.Tensor, h0: torch.Tensor, m) -> tuple[torch.Tensor, torch.Tensor]:
+    """The states W_hh read in forward, h_t ⊙ m (T, B, H) and h_0 ⊙ m, for recurrent_weight_grad."""
+    return (h, h0) if m is None else (h * m, h0 * m)

@@ -63,12 +63,8 @@ class RNNFunction(torch.autograd.Function):
         ctx.slot, ctx.mm, ctx.relu = slot, product_dtype(h0), relu
 
     @staticmethod
-    def backward(ctx, dy, dh_n):
-        (h,), (_, h0, _) = _autograd.saved(ctx)
-        grads = _autograd.materialized((dy, dh_n), (h, h0))
-        if torch.is_grad_enabled():  # a graph of the gradient is asked for: see _autograd
-            return _autograd.graph_backward(ctx, grads)
-        return RNNFunction.reverse(ctx, *grads)
+    def backward(ctx, *grads):
+        return _autograd.backward(ctx, grads, RNNFunction.reverse)
 
     @staticmethod
     def reverse(ctx, dy, dh_n):
