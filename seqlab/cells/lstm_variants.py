@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _autograd, reference
+from . import _autograd, compiled, reference
 from ._steps import (
     StepProduct,
     active_rows,
@@ -74,33 +74,14 @@ class VariantLSTMFunction(torch.autograd.Function):
         r = new(T, B, G, **like) if norm else None
         stats = new(4, T, B, 1, **like) if norm else None  # mean and 1/σ of r, then of c̃
         step = StepProduct(w_hh, B, mm)
-        h_prev, c_prev = h0, c0
-        for t in range(live_steps(bs)):
-            b = bs[t]
-            hp = rows(h_prev, b, B) if m is None else rows(h_prev, b, B) * rows(m, b, B)
-            if norm:
-                rt = step(hp, rows(r[t], b, B))
-                out, mean, rstd = torch.native_layer_norm(rt, (G,), g_h, b_h, EPS)
-                stats[0, t, :b], stats[1, t, :b] = mean, rstd
-                a = torch.add(rows(xw[t], b, B), out, out=rows(gates[t], b, B))
-            else:
-                a = step(hp, rows(gates[t], b, B), add=rows(xw[t], b, B))
-            i, f, g, o = a.chunk(4, 1)
-            a[:, : 2 * H].sigmoid_()
-            g.tanh_()
-            o.sigmoid_()
-            ct = torch.mul(f, rows(c_prev, b, B), out=rows(c_tilde[t], b, B)).addcmul_(i, g)
-            if norm:
-                n, mean, rstd = torch.native_layer_norm(ct, (H,), g_c, b_c, EPS)
-                stats[2, t, :b], stats[3, t, :b] = mean, rstd
-            else:
-                n = ct
-            ht = torch.mul(o, n.tanh(), out=rows(h[t], b, B))
-            if z_c is not None:
-                torch.lerp(ct, rows(c_prev, b, B), rows(z_c[t], b, B), out=rows(c[t], b, B))
-            if z_h is not None:
-                ht.lerp_(rows(h_prev, b, B), rows(z_h[t], b, B))
-            h_prev, c_prev = h[t], c[t]
+        n = live_steps(bs)
+        loop = compiled.usable(xw, w_hh, slot=slot, product=mm)
+        if loop is not None:
+            inputs = [v if v is None else v.contiguous() for v in (xw, h0, c0, w_hh, step.packed, g_h, b_h, g_c, b_c,
+                                                                    z_h, z_c, m)]  # fmt: skip
+            loop.lstm_forward(*inputs, bs[:n], gates, c_tilde, c, h, r, stats, EPS)
+        else:
+            forward_steps(xw, h0, c0, step, (g_h, b_h, g_c, b_c), z_h, z_c, m, bs[:n], (gates, c_tilde, c, h, r, stats))
         if slot is not None:
             i, f, g, o = gates.chunk(4, 2)
             slot.keep(i=i, f=f, g=g, o=o, c=c, h=h)
@@ -139,54 +120,18 @@ class VariantLSTMFunction(torch.autograd.Function):
         dgates = new(T, B, 4, H, **like)  # = ∂L/∂xw
         dr = new(T, B, G, **like) if r is not None else dgates.view(T, B, G)
         dn = new(T, B, H, **like) if r is not None else None  # what LN_c's output receives, for γ_c, β_c
-        dh0, dc = dh_n.clone(), dc_n.clone()
-        dhs, dh_kept = state_grads(dy, dh_n, bs, record=slot is not None)
-        das, drs, dys = dgates.view(T, B, G).unbind(0), dr.unbind(0), dy.unbind(0)
+        dh0, dc = dh_n.contiguous().clone(), dc_n.contiguous().clone()
         back = StepProduct(w_hh.t(), B, ctx.mm)
-        scratch = torch.empty(B, H, **like)
-        # Steps t0..t1-1 at a time, as LSTMFunction: every factor that does not depend on the incoming gradient is
-        # computed for the window at once (rows of the m = bs[t0] active at t0), so each step is about ten ops.
-        for t0, t1 in reverse_chunks(live_steps(bs), B * 10 * H):
-            m_rows = bs[t0]
-            i, f, g, o = gates[t0:t1, :m_rows].chunk(4, 2)
-            ct = c_tilde[t0:t1, :m_rows]
-            tanh_n = (torch.native_layer_norm(ct, (H,), g_c, b_c, EPS)[0] if r is not None else ct).tanh()
-            out_factors = torch.empty(2, t1 - t0, m_rows, H, **like)  # dh ⊙ them: da_o and dn
-            sigmoid_grad(tanh_n, o, grad_input=out_factors[0])  # tanh n · o (1 - o)
-            tanh_grad(o, tanh_n, grad_input=out_factors[1])  # o (1 - tanh² n)
-            if z_h is not None:
-                out_factors.mul_(1 - z_h[t0:t1, :m_rows])  # only h̃'s share of dh reaches the cell
-            del tanh_n
-            cell_factors = torch.empty(t1 - t0, m_rows, 3, H, **like)  # da_i, da_f, da_g = ∂c̃ ⊙ them
-            sigmoid_grad(g, i, grad_input=cell_factors[:, :, 0])
-            sigmoid_grad(previous(c, c0, t0, t1, m_rows), f, grad_input=cell_factors[:, :, 1])
-            tanh_grad(i, g, grad_input=cell_factors[:, :, 2])
-            for t in range(t1 - 1, t0 - 1, -1):
-                b, k = bs[t], t - t0
-                dh = rows(dhs[t], b, B)
-                da4 = das[t][:b].view(b, 4, H)
-                torch.mul(dh, out_factors[0, k, :b], out=da4[:, 3])
-                dn_t = dh * out_factors[1, k, :b]
-                if r is not None:
-                    dn[t, :b] = dn_t
-                    dn_t = ln_input_grad(dn_t, c_tilde[t, :b], stats[2:, t, :b], g_c, b_c)
-                dct = rows(dc, b, B)
-                dc_tilde = dn_t.add_(dct) if z_c is None else dn_t.addcmul_(dct, 1 - z_c[t, :b])
-                torch.mul(dc_tilde.unsqueeze(1), cell_factors[k, :b], out=da4[:, :3])
-                if z_c is None:
-                    torch.mul(dc_tilde, f[k, :b], out=dct)  # ∂c_{t-1}
-                else:
-                    dct.mul_(z_c[t, :b]).addcmul_(dc_tilde, f[k, :b])
-                if r is not None:
-                    drs[t][:b] = ln_input_grad(das[t][:b], r[t, :b], stats[:2, t, :b], g_h, b_h)
-                target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
-                carry = None if z_h is None else dh * z_h[t, :b]  # before target is written: dhs may share a buffer
-                add = None if t == 0 else rows(dys[t - 1], b, B)
-                recur(back, drs[t][:b], target, add, None if m is None else m[:b], rows(scratch, b, B))
-                if carry is not None:
-                    target.add_(carry)
-                if t > 0:
-                    seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+        tensors = (gates, c_tilde, c, c0, g_h, g_c, b_c, z_h, z_c, m, r, stats)
+        buffers, n = (dgates, dr, dn, dh0, dc), live_steps(bs)
+        loop = compiled.usable(gates, w_hh, slot=slot, product=ctx.mm)
+        if loop is not None:
+            inputs = [v if v is None else v.contiguous() for v in tensors]
+            loop.lstm_backward(
+                w_hh.contiguous(), back.packed, *inputs, bs[:n], dy.contiguous(), dh_n.contiguous(), *buffers, EPS
+            )
+        else:
+            dh_kept = backward_steps(tensors, back, dy, dh_n, bs[:n], slot is not None, buffers)
         if slot is not None:
             slot.keep_grad(dh_kept)
         dw_hh = recurrent_weight_grad(dr, *masked(h, h0, m), ctx.mm)
@@ -198,6 +143,99 @@ class VariantLSTMFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, *tangents):
         return _autograd.jvp(ctx, tangents)
+
+
+def backward_steps(tensors, back: StepProduct, dy, dh_n, bs, record: bool, buffers):
+    """VariantLSTMFunction's reverse loop in Python (the C++ loop's fallback and oracle) over the len(bs) live
+    steps: fills buffers = (dgates, dr, dn, dh0, dc); returns every ∂L/∂h_t (T, B, H) when record, else None."""
+    gates, c_tilde, c, c0, g_h, g_c, b_c, z_h, z_c, m, r, stats = tensors
+    dgates, dr, dn, dh0, dc = buffers
+    T, B, G = gates.shape
+    H = G // 4
+    like = {"dtype": gates.dtype, "device": gates.device}
+    dhs, dh_kept = state_grads(dy, dh_n, bs, record=record)
+    das, drs, dys = dgates.view(T, B, G).unbind(0), dr.unbind(0), dy.unbind(0)
+    scratch = torch.empty(B, H, **like)
+    # Steps t0..t1-1 at a time, as LSTMFunction: every factor that does not depend on the incoming gradient is
+    # computed for the window at once (rows of the m = bs[t0] active at t0), so each step is about ten ops.
+    for t0, t1 in reverse_chunks(len(bs), B * 10 * H):
+        m_rows = bs[t0]
+        i, f, g, o = gates[t0:t1, :m_rows].chunk(4, 2)
+        ct = c_tilde[t0:t1, :m_rows]
+        tanh_n = (torch.native_layer_norm(ct, (H,), g_c, b_c, EPS)[0] if r is not None else ct).tanh()
+        out_factors = torch.empty(2, t1 - t0, m_rows, H, **like)  # dh ⊙ them: da_o and dn
+        sigmoid_grad(tanh_n, o, grad_input=out_factors[0])  # tanh n · o (1 - o)
+        tanh_grad(o, tanh_n, grad_input=out_factors[1])  # o (1 - tanh² n)
+        if z_h is not None:
+            out_factors.mul_(1 - z_h[t0:t1, :m_rows])  # only h̃'s share of dh reaches the cell
+        del tanh_n
+        cell_factors = torch.empty(t1 - t0, m_rows, 3, H, **like)  # da_i, da_f, da_g = ∂c̃ ⊙ them
+        sigmoid_grad(g, i, grad_input=cell_factors[:, :, 0])
+        sigmoid_grad(previous(c, c0, t0, t1, m_rows), f, grad_input=cell_factors[:, :, 1])
+        tanh_grad(i, g, grad_input=cell_factors[:, :, 2])
+        for t in range(t1 - 1, t0 - 1, -1):
+            b, k = bs[t], t - t0
+            dh = rows(dhs[t], b, B)
+            da4 = das[t][:b].view(b, 4, H)
+            torch.mul(dh, out_factors[0, k, :b], out=da4[:, 3])
+            dn_t = dh * out_factors[1, k, :b]
+            if r is not None:
+                dn[t, :b] = dn_t
+                dn_t = ln_input_grad(dn_t, c_tilde[t, :b], stats[2:, t, :b], g_c, b_c)
+            dct = rows(dc, b, B)
+            dc_tilde = dn_t.add_(dct) if z_c is None else dn_t.addcmul_(dct, 1 - z_c[t, :b])
+            torch.mul(dc_tilde.unsqueeze(1), cell_factors[k, :b], out=da4[:, :3])
+            if z_c is None:
+                torch.mul(dc_tilde, f[k, :b], out=dct)  # ∂c_{t-1}
+            else:
+                dct.mul_(z_c[t, :b]).addcmul_(dc_tilde, f[k, :b])
+            if r is not None:
+                drs[t][:b] = ln_input_grad(das[t][:b], r[t, :b], stats[:2, t, :b], g_h, None)
+            target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
+            carry = None if z_h is None else dh * z_h[t, :b]  # before target is written: dhs may share a buffer
+            add = None if t == 0 else rows(dys[t - 1], b, B)
+            recur(back, drs[t][:b], target, add, None if m is None else m[:b], rows(scratch, b, B))
+            if carry is not None:
+                target.add_(carry)
+            if t > 0:
+                seed_rows(dhs[t - 1], dh_n, dys[t - 1], b, bs[t - 1])
+    return dh_kept
+
+
+def forward_steps(xw, h0, c0, step: StepProduct, norms, z_h, z_c, m, bs, buffers) -> None:
+    """VariantLSTMFunction's time loop in Python (the C++ loop's fallback and oracle): fills buffers = (gates,
+    c_tilde, c, h, r, stats) over the len(bs) live steps."""
+    g_h, b_h, g_c, b_c = norms
+    gates, c_tilde, c, h, r, stats = buffers
+    B, G = xw.shape[1], xw.shape[2]
+    H, norm = G // 4, g_h is not None
+    h_prev, c_prev = h0, c0
+    for t in range(len(bs)):
+        b = bs[t]
+        hp = rows(h_prev, b, B) if m is None else rows(h_prev, b, B) * rows(m, b, B)
+        if norm:
+            rt = step(hp, rows(r[t], b, B))
+            out, mean, rstd = torch.native_layer_norm(rt, (G,), g_h, b_h, EPS)
+            stats[0, t, :b], stats[1, t, :b] = mean, rstd
+            a = torch.add(rows(xw[t], b, B), out, out=rows(gates[t], b, B))
+        else:
+            a = step(hp, rows(gates[t], b, B), add=rows(xw[t], b, B))
+        i, f, g, o = a.chunk(4, 1)
+        a[:, : 2 * H].sigmoid_()
+        g.tanh_()
+        o.sigmoid_()
+        ct = torch.mul(f, rows(c_prev, b, B), out=rows(c_tilde[t], b, B)).addcmul_(i, g)
+        if norm:
+            n, mean, rstd = torch.native_layer_norm(ct, (H,), g_c, b_c, EPS)
+            stats[2, t, :b], stats[3, t, :b] = mean, rstd
+        else:
+            n = ct
+        ht = torch.mul(o, n.tanh(), out=rows(h[t], b, B))
+        if z_c is not None:
+            torch.lerp(ct, rows(c_prev, b, B), rows(z_c[t], b, B), out=rows(c[t], b, B))
+        if z_h is not None:
+            ht.lerp_(rows(h_prev, b, B), rows(z_h[t], b, B))
+        h_prev, c_prev = h[t], c[t]
 
 
 # Shared by both variant cells' backward.

@@ -328,12 +328,12 @@ class Recurrent(nn.Module):
         Tx, B, I = x.shape
         G = self.gates * self.hidden_size
         x2 = x.reshape(Tx * B, I)
-        xw = torch.mm(x2, weights[0].t())
         norm = (weights[-1][0], weights[-1][1], EPS) if self.layer_norm else None
-        if norm is not None:
-            xw = F.layer_norm(xw, (G,), norm[0], norm[1], EPS)
-        if input_bias is not None:
-            xw = xw + input_bias
+        if norm is None:
+            xw = torch.mm(x2, weights[0].t()) if input_bias is None else torch.addmm(input_bias, x2, weights[0].t())
+        else:  # LN_x(·; γ, β) + bias = LN_x(·; γ, β + bias): one pass over (T·B, G) less
+            shift = norm[1] if input_bias is None else norm[1] + input_bias
+            xw = F.layer_norm(torch.mm(x2, weights[0].t()), (G,), norm[0], shift, EPS)
         xw = xw.view(Tx, B, G).to(dtype)
         return xw, (x2, weights[0], input_bias, xw.shape, xw.dtype, norm)
 
