@@ -93,5 +93,8 @@ def test_projection_bench_rows_and_what_the_projected_bptt_keeps(monkeypatch):
 def test_variants_bench_times_bptt_and_per_step_autograd_beside_the_fused_lstm():
     rows = bench.bench_variants(1, 0, shapes=[(2, 5, 3, 4)])
     names = [r.variant for r in rows]
-    assert names[0] == "nn.LSTM (fused)" and len(names) == 1 + 2 * len(bench.VARIANTS)
+    assert names[:2] == ["nn.LSTM (fused)", "nn.GRU (fused)"] and len(names) == 2 + 3 * len(bench.VARIANTS)
     assert all(r.ms > 0 and r.ratio > 0 for r in rows)
+    summary = bench.variant_summary(rows)
+    assert len(summary) == len(bench.VARIANTS)
+    assert all(" per-step autograd, " in line and "its Python loop" in line for line in summary)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _autograd, reference
+from . import _autograd, compiled, reference
 from ._steps import (
     StepProduct,
     active_rows,
@@ -57,26 +57,13 @@ class VariantGRUFunction(torch.autograd.Function):
         stats = new(2, T, B, 1, **like) if norm else None
         bias = recurrent_bias(b_hh, norm, H)
         step = StepProduct(w_hh, B, product_dtype(h0))
-        h_prev = h0
-        for t in range(live_steps(bs)):
-            b = bs[t]
-            hp = rows(h_prev, b, B) if m is None else rows(h_prev, b, B) * rows(m, b, B)
-            if norm:
-                raw = step(hp, rows(q_raw[t], b, B))
-                q, mean, rstd = torch.native_layer_norm(raw, (G,), g_h, b_h, EPS)
-                stats[0, t, :b], stats[1, t, :b] = mean, rstd
-            else:
-                q = step(hp, None)
-            if bias is not None:
-                q = q + bias
-            x_t = xw[t, :b]
-            torch.add(x_t[:, : 2 * H], q[:, : 2 * H], out=rz[t, :b]).sigmoid_()
-            qn[t, :b] = q[:, 2 * H :]
-            nt = torch.addcmul(x_t[:, 2 * H :], rz[t, :b, :H], q[:, 2 * H :], out=n[t, :b]).tanh_()
-            ht = torch.lerp(nt, rows(h_prev, b, B), rz[t, :b, H:], out=rows(h[t], b, B))
-            if z_h is not None:
-                ht.lerp_(rows(h_prev, b, B), z_h[t, :b])
-            h_prev = h[t]
+        live, buffers = live_steps(bs), (rz, n, qn, h, q_raw, stats)
+        loop = compiled.usable(xw, w_hh, slot=slot, product=step.dtype)
+        if loop is not None:
+            inputs = [v if v is None else v.contiguous() for v in (xw, h0, w_hh, step.packed, bias, g_h, b_h, z_h, m)]
+            loop.gru_forward(*inputs, bs[:live], *buffers, EPS)
+        else:
+            forward_steps(xw, h0, step, bias, (g_h, b_h), z_h, m, bs[:live], buffers)
         if slot is not None:
             slot.keep(r=rz[..., :H], z=rz[..., H:], n=n, h=h)
         return h, final_state(h, h0, bs), rz, n, qn, q_raw, stats
@@ -113,30 +100,16 @@ class VariantGRUFunction(torch.autograd.Function):
         dxw = new(T, B, G, **like)
         dq = new(T, B, G, **like)  # what the recurrent projection (after LN_h) receives
         dq_raw = new(T, B, G, **like) if q_raw is not None else dq
-        dh0 = dh_n.clone()
-        dhs, dh_kept = state_grads(dy, dh_n, bs, record=slot is not None)
+        dh0 = dh_n.contiguous().clone()
         back = StepProduct(w_hh.t(), B, ctx.mm)
-        scratch = torch.empty(B, H, **like)
-        for t in range(live_steps(bs) - 1, -1, -1):
-            b = bs[t]
-            r, z, nt = rz[t, :b, :H], rz[t, :b, H:], n[t, :b]
-            h_prev = h[t - 1, :b] if t > 0 else h0[:b]
-            dh = rows(dhs[t], b, B)
-            dh_tilde = dh if z_h is None else dh * (1 - z_h[t, :b])
-            da_n = torch.ops.aten.tanh_backward(dh_tilde * (1 - z), nt)
-            dxw[t, :b, 2 * H :] = da_n
-            sigmoid_grad(dh_tilde * (h_prev - nt), z, grad_input=dxw[t, :b, H : 2 * H])
-            sigmoid_grad(da_n * qn[t, :b], r, grad_input=dxw[t, :b, :H])
-            dq[t, :b, : 2 * H] = dxw[t, :b, : 2 * H]
-            torch.mul(da_n, r, out=dq[t, :b, 2 * H :])
-            if q_raw is not None:
-                dq_raw[t, :b] = ln_input_grad(dq[t, :b], q_raw[t, :b], stats[:2, t, :b], g_h, b_h)
-            direct = dh_tilde * z if z_h is None else dh_tilde * z + dh * z_h[t, :b]  # before dhs is overwritten
-            target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
-            recur(back, dq_raw[t, :b], target, direct, None if m is None else m[:b], rows(scratch, b, B))
-            if t > 0:
-                target.add_(rows(dy[t - 1], b, B))
-                seed_rows(dhs[t - 1], dh_n, dy[t - 1], b, bs[t - 1])
+        tensors, live = (rz, n, qn, h, h0, g_h, z_h, m, q_raw, stats), live_steps(bs)
+        loop = compiled.usable(h, w_hh, slot=slot, product=ctx.mm)
+        if loop is not None:
+            inputs = [v if v is None else v.contiguous() for v in tensors]
+            loop.gru_backward(w_hh.contiguous(), back.packed, *inputs, bs[:live], dy.contiguous(), dh_n.contiguous(),
+                              dxw, dq, dq_raw, dh0)  # fmt: skip
+        else:
+            dh_kept = backward_steps(tensors, back, dy, dh_n, bs[:live], slot is not None, (dxw, dq, dq_raw, dh0))
         if slot is not None:
             slot.keep_grad(dh_kept)
         dw_hh = recurrent_weight_grad(dq_raw, *masked(h, h0, m), ctx.mm)
@@ -151,6 +124,66 @@ class VariantGRUFunction(torch.autograd.Function):
     @staticmethod
     def jvp(ctx, *tangents):
         return _autograd.jvp(ctx, tangents)
+
+
+def backward_steps(tensors, back: StepProduct, dy, dh_n, bs, record: bool, buffers):
+    """VariantGRUFunction's reverse loop in Python (the C++ loop's fallback and oracle) over the len(bs) live
+    steps: fills buffers = (dxw, dq, dq_raw, dh0); returns every ∂L/∂h_t (T, B, H) when record, else None."""
+    rz, n, qn, h, h0, g_h, z_h, m, q_raw, stats = tensors
+    dxw, dq, dq_raw, dh0 = buffers
+    B, H = h0.shape
+    dhs, dh_kept = state_grads(dy, dh_n, bs, record=record)
+    scratch = torch.empty(B, H, dtype=h.dtype, device=h.device)
+    for t in range(len(bs) - 1, -1, -1):
+        b = bs[t]
+        r, z, nt = rz[t, :b, :H], rz[t, :b, H:], n[t, :b]
+        h_prev = h[t - 1, :b] if t > 0 else h0[:b]
+        dh = rows(dhs[t], b, B)
+        dh_tilde = dh if z_h is None else dh * (1 - z_h[t, :b])
+        da_n = torch.ops.aten.tanh_backward(dh_tilde * (1 - z), nt)
+        dxw[t, :b, 2 * H :] = da_n
+        sigmoid_grad(dh_tilde * (h_prev - nt), z, grad_input=dxw[t, :b, H : 2 * H])
+        sigmoid_grad(da_n * qn[t, :b], r, grad_input=dxw[t, :b, :H])
+        dq[t, :b, : 2 * H] = dxw[t, :b, : 2 * H]
+        torch.mul(da_n, r, out=dq[t, :b, 2 * H :])
+        if q_raw is not None:
+            dq_raw[t, :b] = ln_input_grad(dq[t, :b], q_raw[t, :b], stats[:2, t, :b], g_h, None)
+        direct = dh_tilde * z if z_h is None else dh_tilde * z + dh * z_h[t, :b]  # before dhs is overwritten
+        target = rows(dh0, b, B) if t == 0 else rows(dhs[t - 1], b, B)
+        recur(back, dq_raw[t, :b], target, direct, None if m is None else m[:b], rows(scratch, b, B))
+        if t > 0:
+            target.add_(rows(dy[t - 1], b, B))
+            seed_rows(dhs[t - 1], dh_n, dy[t - 1], b, bs[t - 1])
+    return dh_kept
+
+
+def forward_steps(xw, h0, step: StepProduct, bias, norm, z_h, m, bs, buffers) -> None:
+    """VariantGRUFunction's time loop in Python (the C++ loop's fallback and oracle): fills buffers = (rz, n, qn,
+    h, q_raw, stats) over the len(bs) live steps."""
+    g_h, b_h = norm
+    rz, n, qn, h, q_raw, stats = buffers
+    B, G = xw.shape[1], xw.shape[2]
+    H = G // 3
+    h_prev = h0
+    for t in range(len(bs)):
+        b = bs[t]
+        hp = rows(h_prev, b, B) if m is None else rows(h_prev, b, B) * rows(m, b, B)
+        if q_raw is not None:
+            raw = step(hp, rows(q_raw[t], b, B))
+            q, mean, rstd = torch.native_layer_norm(raw, (G,), g_h, b_h, EPS)
+            stats[0, t, :b], stats[1, t, :b] = mean, rstd
+        else:
+            q = step(hp, None)
+        if bias is not None:
+            q = q + bias
+        x_t = xw[t, :b]
+        torch.add(x_t[:, : 2 * H], q[:, : 2 * H], out=rz[t, :b]).sigmoid_()
+        qn[t, :b] = q[:, 2 * H :]
+        nt = torch.addcmul(x_t[:, 2 * H :], rz[t, :b, :H], q[:, 2 * H :], out=n[t, :b]).tanh_()
+        ht = torch.lerp(nt, rows(h_prev, b, B), rz[t, :b, H:], out=rows(h[t], b, B))
+        if z_h is not None:
+            ht.lerp_(rows(h_prev, b, B), z_h[t, :b])
+        h_prev = h[t]
 
 
 def recurrent_bias(b_hh, norm: bool, H: int):

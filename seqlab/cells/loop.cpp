@@ -1,5 +1,5 @@
-// The time loops of the variant LSTM (seqlab/cells/lstm_variants.py) in C++: the same recurrence and the same
-// hand-written backward as the Python loops there, which stay as the fallback and the oracle.
+// The time loops of the variant LSTM and GRU (seqlab/cells/{lstm,gru}_variants.py) in C++: the same recurrences
+// and the same hand-written backward as the Python loops there, which stay as the fallback and the oracle.
 //
 // Why: at small batch a step is a few microseconds of arithmetic, and the Python loop spends far more than that on
 // dispatching a dozen ATen ops per step. Here each step is one matrix product (ATen's, or oneDNN's on a prepacked
@@ -10,7 +10,8 @@
 // Layout (all contiguous, rows sorted longest first; bs[t] rows active at step t, bs non-increasing):
 //   xw, gates, r, dgates, dr: (T, B, 4H) in gate order i, f, g, o;   c_tilde, c, h, z_h, z_c, dn: (T, B, H);
 //   stats: (4, T, B) mean and 1/σ of r, then of c̃;   h0, c0, m, dh0, dc: (B, H).
-// Registered as torch.ops.seqlab_loop.{lstm_forward,lstm_backward}; seqlab/cells/compiled.py builds and loads it.
+//   GRU: rz (T, B, 2H); dxw, dq, dq_raw, q_raw (T, B, 3H) in gate order r, z, n; n, qn (T, B, H); stats (2, T, B).
+// Registered as torch.ops.seqlab_loop.{lstm,gru}_{forward,backward}; seqlab/cells/compiled.py builds and loads it.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -326,9 +327,141 @@ void lstm_backward(const Tensor& w_hh, const Opt& packed_t, const Tensor& gates,
   });
 }
 
+// ---- GRU (seqlab/cells/gru_variants.py): r, z, n blocks; q the recurrent product after LN_h and the bias. ----
+
+template <typename T>
+struct GRUForward {
+  int64_t B, H, T_;
+  const T *xw, *bias, *gh, *bh, *zh;
+  T *rz, *n, *qn, *h, *q_raw, *stats;
+  double eps;
+
+  // Step t, row i: p is the row's recurrent product (in q_raw with layer norm), hp its state entering the step.
+  void row(int64_t t, int64_t i, const T* hp, const T* p) const {
+    const int64_t G = 3 * H, at = t * B + i;
+    const T* x = xw + at * G;
+    T mean = 0, rstd = 1;
+    if (q_raw) {
+      std::tie(mean, rstd) = moments(p, G, eps);
+      stats[at] = mean, stats[T_ * B + at] = rstd;
+    }
+    auto q = [&](int64_t j, int64_t k) {
+      Vec<T> v = ld(p, j, k);
+      if (q_raw) v = (v - Vec<T>(mean)) * Vec<T>(rstd) * ld(gh, j, k) + ld(bh, j, k);
+      return bias ? v + ld(bias, j, k) : v;
+    };
+    T *rzi = rz + at * 2 * H, *ni = n + at * H, *qni = qn + at * H, *hi = h + at * H;
+    lanes<T>(2 * H, [&](int64_t j, int64_t k) { sigmoid(ld(x, j, k) + q(j, k)).store(rzi + j, k); });
+    lanes<T>(H, [&](int64_t j, int64_t k) {
+      Vec<T> qnj = q(2 * H + j, k), hpj = ld(hp, j, k);
+      qnj.store(qni + j, k);
+      Vec<T> nj = at::vec::fmadd(ld(rzi, j, k), qnj, ld(x, 2 * H + j, k)).tanh();
+      nj.store(ni + j, k);
+      Vec<T> hh = lerp(nj, hpj, ld(rzi, H + j, k));
+      if (zh) hh = lerp(hh, hpj, ld(zh + at * H, j, k));
+      hh.store(hi + j, k);
+    });
+  }
+};
+
+void gru_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh, const Opt& packed, const Opt& bias,
+                 const Opt& g_h, const Opt& b_h, const Opt& z_h, const Opt& m, at::IntArrayRef bs, const Tensor& rz,
+                 const Tensor& n, const Tensor& qn, const Tensor& h, const Opt& q_raw, const Opt& stats,
+                 double eps) {
+  const int64_t B = h0.size(0), H = h0.size(1), G = 3 * H;
+  const Tensor wt = w_hh.t().contiguous(), masked = at::empty_like(h0), scratch = at::empty({B, G}, h0.options());
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
+    using T = scalar_t;
+    GRUForward<T> f{B,          H,           xw.size(0),        xw.data_ptr<T>(),  ptr<T>(bias),
+                    ptr<T>(g_h), ptr<T>(b_h), ptr<T>(z_h),      rz.data_ptr<T>(),  n.data_ptr<T>(),
+                    qn.data_ptr<T>(), h.data_ptr<T>(), ptr<T>(q_raw), ptr<T>(stats), eps};
+    const T *mp = ptr<T>(m), *h0p = h0.data_ptr<T>();
+    T *read_m = masked.data_ptr<T>(), *sp = scratch.data_ptr<T>();
+    for (int64_t t = 0; t < (int64_t)bs.size(); ++t) {
+      const int64_t b = bs[t];
+      const T *hp = t == 0 ? h0p : f.h + (t - 1) * B * H, *read = hp;
+      if (mp) {
+        lanes<T>(b * H, [&](int64_t j, int64_t k) { (ld(hp, j, k) * ld(mp, j, k)).store(read_m + j, k); });
+        read = read_m;
+      }
+      T* p = f.q_raw ? f.q_raw + t * B * G : sp;
+      product<T>(p, read, b, wt, w_hh, packed);
+      over_rows(b, G, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) f.row(t, i, hp + i * H, p + i * G);
+      });
+    }
+  });
+}
+
+template <typename T>
+struct GRUBackward {
+  int64_t B, H, T_;
+  const T *rz, *n, *qn, *gh, *zh, *q_raw, *stats;
+  T *dxw, *dq, *dq_raw, *carry;
+
+  // Step t, row i: from dh (total ∂L/∂h_t), the pre-activation gradients dxw, dq (and dq_raw through LN_h), and
+  // in carry what reaches h_{t-1} directly (through z and zoneout).
+  void row(int64_t t, int64_t i, const T* dh, const T* hp) const {
+    const int64_t G = 3 * H, at = t * B + i;
+    const T *rzi = rz + at * 2 * H, *ni = n + at * H, *qni = qn + at * H, *z = zh ? zh + at * H : nullptr;
+    T *dx = dxw + at * G, *dqi = dq + at * G, *ci = carry + i * H;
+    lanes<T>(H, [&](int64_t j, int64_t k) {
+      const Vec<T> one(1), r = ld(rzi, j, k), u = ld(rzi, H + j, k), nj = ld(ni, j, k), d = ld(dh, j, k);
+      const Vec<T> dht = z ? d * (one - ld(z, j, k)) : d;
+      const Vec<T> dan = dht * (one - u) * (one - nj * nj), dar = dan * ld(qni, j, k) * r * (one - r);
+      const Vec<T> dau = dht * (ld(hp, j, k) - nj) * u * (one - u);
+      dar.store(dx + j, k), dau.store(dx + H + j, k), dan.store(dx + 2 * H + j, k);
+      dar.store(dqi + j, k), dau.store(dqi + H + j, k), (dan * r).store(dqi + 2 * H + j, k);
+      (z ? dht * u + d * ld(z, j, k) : dht * u).store(ci + j, k);
+    });
+    if (q_raw) ln_input_grad(dqi, q_raw + at * G, gh, stats[at], stats[T_ * B + at], G, dq_raw + at * G);
+  }
+};
+
+void gru_backward(const Tensor& w_hh, const Opt& packed_t, const Tensor& rz, const Tensor& n, const Tensor& qn,
+                  const Tensor& h, const Tensor& h0, const Opt& g_h, const Opt& z_h, const Opt& m, const Opt& q_raw,
+                  const Opt& stats, at::IntArrayRef bs, const Tensor& dy, const Tensor& dh_n, const Tensor& dxw,
+                  const Tensor& dq, const Tensor& dq_raw, const Tensor& dh0) {
+  const int64_t B = dh0.size(0), H = dh0.size(1), G = 3 * H, L = bs.size();
+  if (L == 0) return;
+  const Tensor wn = w_hh.t();
+  Tensor cur = at::empty_like(dh0), next = at::empty_like(dh0), carry = at::empty_like(dh0);
+  AT_DISPATCH_FLOATING_TYPES(rz.scalar_type(), "gru_backward", [&] {
+    using T = scalar_t;
+    GRUBackward<T> k{B,           H,          rz.size(0),        rz.data_ptr<T>(), n.data_ptr<T>(),
+                     qn.data_ptr<T>(), ptr<T>(g_h), ptr<T>(z_h), ptr<T>(q_raw),    ptr<T>(stats),
+                     dxw.data_ptr<T>(), dq.data_ptr<T>(), dq_raw.data_ptr<T>(), carry.data_ptr<T>()};
+    const T *dyp = dy.data_ptr<T>(), *dhn = dh_n.data_ptr<T>(), *mp = ptr<T>(m), *h0p = h0.data_ptr<T>();
+    T *dh = cur.data_ptr<T>(), *prev = next.data_ptr<T>(), *cp = carry.data_ptr<T>();
+    seed(dh, dhn, dyp + (L - 1) * B * H, H, 0, bs[L - 1]);
+    for (int64_t t = L - 1; t >= 0; --t) {
+      const int64_t b = bs[t];
+      const T* hp = t == 0 ? h0p : h.data_ptr<T>() + (t - 1) * B * H;
+      over_rows(b, G, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) k.row(t, i, dh + i * H, hp + i * H);
+      });
+      // dh_{t-1} = (dq_raw W_hh) ⊙ m + carry + ∂L/∂y_{t-1}
+      T* target = t == 0 ? dh0.data_ptr<T>() : prev;
+      product<T>(target, k.dq_raw + t * B * G, b, w_hh, wn, packed_t);
+      const T* dyt = t == 0 ? nullptr : dyp + (t - 1) * B * H;
+      lanes<T>(b * H, [&](int64_t j, int64_t q) {
+        Vec<T> v = ld(target, j, q);
+        if (mp) v = v * ld(mp, j, q);
+        v = v + ld(cp, j, q);
+        if (dyt) v = v + ld(dyt, j, q);
+        v.store(target + j, q);
+      });
+      if (t > 0) seed(prev, dhn, dyt, H, b, bs[t - 1]);
+      std::swap(dh, prev);
+    }
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(seqlab_loop, lib) {
   lib.def("lstm_forward", &lstm_forward);
   lib.def("lstm_backward", &lstm_backward);
+  lib.def("gru_forward", &gru_forward);
+  lib.def("gru_backward", &gru_backward);
 }
