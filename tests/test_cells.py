@@ -10,7 +10,7 @@ from torch.autograd import gradcheck
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import seqlab
-from seqlab.cells import GRUFunction, LSTMFunction, RNNFunction, _steps, reference
+from seqlab.cells import GRUFunction, LSTMFunction, RNNFunction, _steps, compiled, reference
 
 T, B, H = 6, 4, 3
 F64 = {"dtype": torch.float64, "requires_grad": True}
@@ -130,7 +130,9 @@ def batch_sizes_of(lengths) -> tuple[int, ...]:
 
 def small_chunks(monkeypatch, function) -> list[list[tuple[int, int]]]:
     """Shrink the backward's windows to SMALL_CHUNK elements; returns, per backward call of ``function``, the
-    windows it walked (read where the cell's module looks ``reverse_chunks`` up, so they are the ones it used)."""
+    windows it walked (read where the cell's module looks ``reverse_chunks`` up, so they are the ones it used).
+    The windows are the Python loop's: the C++ loop (tests/test_compiled_loop.py) is turned off here."""
+    monkeypatch.setitem(compiled._state, "enabled", False)
     monkeypatch.setattr(_steps, "CHUNK_ELEMENTS", SMALL_CHUNK)
     calls = []
 

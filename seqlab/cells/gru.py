@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _autograd, reference
+from . import _autograd, compiled, reference
 from ._steps import (
     StepProduct,
     active_rows,
@@ -57,6 +57,12 @@ class GRUFunction(torch.autograd.Function):
         n = new(T, B, H, **like)
         hn = new(T, B, H, **like)  # W_hn h_{t-1} + b_hn
         h = new(T, B, H, **like)
+        loop = compiled.usable(xw, w_hh, slot=slot, product=mm)
+        if loop is not None:  # the C++ loop (loop.cpp) with no variant: one product of all three blocks
+            bias = None if b_hn is None else torch.cat([b_hn.new_zeros(2 * H), b_hn])
+            contiguous = (xw.contiguous(), h0.contiguous(), w_hh.contiguous(), StepProduct(w_hh, B, mm).packed, bias)
+            loop.gru_forward(*contiguous, None, None, None, None, bs[: live_steps(bs)], rz, n, hn, h, None, None, 0.0)
+            return h, final_state(h, h0, bs), rz, n, hn
         step_rz, step_n = StepProduct(w_hh[: 2 * H], B, mm), StepProduct(w_hh[2 * H :], B, mm)
         x_rz, x_n = xw[..., : 2 * H].unbind(0), xw[..., 2 * H :].unbind(0)
         rzs, rs, zs = rz.unbind(0), rz[..., :H].unbind(0), rz[..., H:].unbind(0)
@@ -103,6 +109,15 @@ class GRUFunction(torch.autograd.Function):
         bs, slot = ctx.bs, ctx.slot
         T, B, H = h.shape
         like = {"dtype": h.dtype, "device": h.device}
+        loop = compiled.usable(h, w_hh, slot=slot, product=ctx.mm)
+        if loop is not None:  # the C++ loop (loop.cpp) with no variant
+            dxw, dq = alloc(ctx.full)(T, B, 3 * H, **like), alloc(ctx.full)(T, B, 3 * H, **like)
+            dh0 = dh_n.contiguous().clone()
+            loop.gru_backward(w_hh.contiguous(), StepProduct(w_hh.t(), B, ctx.mm).packed, rz, n, hn, h,
+                              h0.contiguous(), *(None,) * 5, bs[: live_steps(bs)], dy.contiguous(),
+                              dh_n.contiguous(), dxw, dq, dq, dh0)  # fmt: skip
+            db_hn = dq[..., 2 * H :].sum((0, 1)) if ctx.has_bias else None
+            return dxw, dh0, recurrent_weight_grad(dq, h, h0, ctx.mm), db_hn, None, None, None
         # Per step, one broadcast multiply of dh_t writes all four blocks [da_r, da_z, d(W_hn h + b_hn), da_n]; the
         # first three are what W_hh saw, and r, z, n are what W_ih saw.
         d4 = alloc(ctx.full)(T, B, 4, H, **like)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _autograd, reference
+from . import _autograd, compiled, reference
 from ._steps import (
     StepProduct,
     active_rows,
@@ -70,6 +70,11 @@ class LSTMFunction(torch.autograd.Function):
         step = StepProduct(w_hh, B, mm)  # h_{t-1} W_hh^T
         project = None if w_hr is None else StepProduct(w_hr, B, mm)  # r_t W_hr^T
         r = None if w_hr is None else torch.empty(B, H, **like)  # o_t ⊙ tanh c_t before the projection
+        loop = None if w_hr is not None else compiled.usable(xw, w_hh, slot=slot, product=mm)
+        if loop is not None:  # the C++ loop (loop.cpp) with no variant: the same recurrence
+            contiguous = (xw.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(), step.packed)
+            loop.lstm_forward(*contiguous, *(None,) * 7, bs[: live_steps(bs)], gates, c, c, h, None, None, 0.0)
+            return h, final_state(h, h0, bs), final_state(c, c0, bs), gates, c
         xs, gs, cs, hs = xw.unbind(0), gates.unbind(0), c.unbind(0), h.unbind(0)
         h_prev, c_prev = h0, c0
         for t in range(live_steps(bs)):
@@ -119,7 +124,15 @@ class LSTMFunction(torch.autograd.Function):
         H = G4 // 4
         like = {"dtype": gates.dtype, "device": gates.device}
         dgates = alloc(ctx.full)(T, B, 4, H, **like)  # = ∂L/∂xw, returned
-        dh0, dc = dh_n.clone(), dc_n.clone()  # rows not reached yet hold the gradient of their final state
+        dh0, dc = dh_n.contiguous().clone(), dc_n.contiguous().clone()  # rows not reached yet: their final state's
+        loop = None if w_hr is not None else compiled.usable(gates, w_hh, slot=slot, product=ctx.mm)
+        if loop is not None:  # the C++ loop (loop.cpp) with no variant
+            back = StepProduct(w_hh.t(), B, ctx.mm)
+            loop.lstm_backward(w_hh.contiguous(), back.packed, gates, c, c, c0.contiguous(), *(None,) * 8,
+                               bs[: live_steps(bs)], dy.contiguous(), dh_n.contiguous(), dgates, dgates, None, dh0, dc,
+                               0.0)  # fmt: skip
+            dgates = dgates.view(T, B, G4)
+            return dgates, dh0, dc, recurrent_weight_grad(dgates, h, h0, ctx.mm), None, None, None, None
         # With a projection every dh_t is kept, for ∂W_hr at the end.
         dhs, dh_kept = state_grads(dy, dh_n, bs, record=slot is not None or w_hr is not None)
         das, dys, fs = dgates.view(T, B, G4).unbind(0), dy.unbind(0), gates[..., H : 2 * H].unbind(0)
