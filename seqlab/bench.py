@@ -328,7 +328,7 @@ def variant_summary(rows: list[Row]) -> list[str]:
             lines.append(
                 f"# {case} {name}: bptt {ms[(case, name + ' reference')] / v:.2f}x per-step autograd, "
                 f"{ms[(case, name + ' bptt python loop')] / v:.2f}x its Python loop, "
-                f"{v / ms[(case, fused)]:.2f}x the fused {fused[3:6]}'s time"
+                f"{v / ms[(case, fused)]:.2f}x the fused {fused.split()[0]}'s time"
             )
     return lines
 
