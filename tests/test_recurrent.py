@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import seqlab
+from seqlab.cells import compiled
 
 CELLS = {
     "lstm": (seqlab.LSTM, nn.LSTM, {}),
@@ -214,8 +215,11 @@ def test_auto_backend_choice_is_visible():
     assert seqlab.GRU(I, H).effective_backend == "bptt"
     assert seqlab.RNN(I, H).effective_backend == "bptt"
     with torch.no_grad():
-        assert seqlab.GRU(I, H).effective_backend == "fused"
+        assert seqlab.GRU(I, H).effective_backend == "bptt"  # its C++ loop beats nn.GRU in inference too
+        assert seqlab.RNN(I, H).effective_backend == "fused"
         assert seqlab.RNN(I, 1024).effective_backend == "bptt"  # prepacked per-step GEMM wins from here on
+        with compiled.use(False):
+            assert seqlab.GRU(I, H).effective_backend == "fused"
     assert seqlab.GRU(I, H, backend="reference").effective_backend == "reference"
 
 

@@ -67,6 +67,11 @@ def ops():
     return _state["ops"]
 
 
+def enabled() -> bool:
+    """Whether the C++ loops are on (SEQLAB_COMPILED, use()); they may still fail to build on first use."""
+    return bool(_state["enabled"])
+
+
 def usable(*tensors: torch.Tensor | None, slot=None, product=None):
     """The ops when the C++ loop can run these tensors: CPU, float32 or float64, contiguous, no recording slot
     (the gradient diagnostics read the Python loop's buffers), no reduced-precision products, not being traced

@@ -40,7 +40,7 @@ from torch import _VF, Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..cells import GRUFunction, LSTMFunction, RNNFunction, reference
+from ..cells import GRUFunction, LSTMFunction, RNNFunction, compiled, reference
 from ..cells._steps import bf16_native
 from ..cells.gru_variants import VariantGRUFunction
 from ..cells.lstm_variants import EPS, VariantLSTMFunction
@@ -222,9 +222,10 @@ class Recurrent(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- backends
     def _auto_backend(self, device: torch.device, dtype: torch.dtype, grad: bool) -> str:
-        """GRU and RNN have no fused CPU kernel in PyTorch: with gradients our backward is the fast path (1.1-3.8x
-        nn.GRU/nn.RNN in ``seqlab bench``). Without gradients PyTorch's forward ties with ours up to hidden size 512,
-        and ours is 1.3x faster at 1024, where its per-step GEMM on a prepacked weight pulls ahead. On GPU: cuDNN."""
+        """GRU and RNN have no fused CPU kernel in PyTorch: with gradients our backward is the fast path (1.1-21x
+        nn.GRU/nn.RNN in ``seqlab bench``). Without gradients PyTorch's RNN forward ties with ours up to hidden size
+        512, and ours is 1.4x faster at 1024, where its per-step GEMM on a prepacked weight pulls ahead (the GRU, with
+        its C++ loop, overrides this). On GPU: cuDNN."""
         if device.type != "cpu":
             return "fused"
         return "bptt" if grad or self.hidden_size >= 1024 else "fused"
@@ -870,6 +871,13 @@ class GRU(Recurrent):
             backend=backend, weight_drop=weight_drop, locked_dropout=locked_dropout,
         )  # fmt: skip
         self._register_layer_norm(device, dtype)
+
+    def _auto_backend(self, device, dtype, grad) -> str:
+        # With its C++ time loop (seqlab/cells/loop.cpp) our GRU is faster than nn.GRU without gradients too:
+        # 1.3-4.9x in seqlab bench (2026-12-07); the base class's rule holds where the loop is off.
+        if device.type == "cpu" and compiled.enabled():
+            return "bptt"
+        return super()._auto_backend(device, dtype, grad)
 
     def _variant_layer(self, backend, x, state, weights, batch_sizes, slot) -> tuple[Tensor, State]:
         """One layer-direction of the GRU with layer norm, zoneout or recurrent dropout (cells/gru_variants.py):
