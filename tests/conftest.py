@@ -2,6 +2,15 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_loops():
+    """Build (or load) the C++ time loops once, before any test: a first build prints a line and takes ~30 s, which
+    must not land inside a test that reads stderr or times itself."""
+    from seqlab.cells import compiled
+
+    compiled.ops()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +42,11 @@ def build():
     from torch.utils import cpp_extension
 
     digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags()).encode() + torch.__version__.encode())
+    name = f"seqlab_loop_{digest.hexdigest()[:12]}"
+    if not (Path(cpp_extension._get_build_directory(name, False)) / f"{name}.so").exists():
+        print("seqlab: compiling the C++ time loops (once per environment, about 30 s)", file=sys.stderr, flush=True)
     cpp_extension.load(
-        name=f"seqlab_loop_{digest.hexdigest()[:12]}",
+        name=name,
         sources=[str(SOURCE)],
         extra_cflags=flags(),
         extra_ldflags=["-fopenmp"],  # at::parallel_for is OpenMP in torch's CPU builds: the same libgomp torch loaded
