@@ -88,6 +88,11 @@ def usable(*tensors: torch.Tensor | None, slot=None, product=None):
     return ops()
 
 
+def dense(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """The tensors as the C++ loops read them: contiguous (None stays None, for an absent optional)."""
+    return [t if t is None else t.contiguous() for t in tensors]
+
+
 @contextmanager
 def use(enabled: bool):
     """Run the block with the C++ loops on or off (tests compare the two)."""

@@ -60,8 +60,8 @@ class GRUFunction(torch.autograd.Function):
         loop = compiled.usable(xw, w_hh, slot=slot, product=mm)
         if loop is not None:  # the C++ loop (loop.cpp) with no variant: one product of all three blocks
             bias = None if b_hn is None else torch.cat([b_hn.new_zeros(2 * H), b_hn])
-            contiguous = (xw.contiguous(), h0.contiguous(), w_hh.contiguous(), StepProduct(w_hh, B, mm).packed, bias)
-            loop.gru_forward(*contiguous, None, None, None, None, bs[: live_steps(bs)], rz, n, hn, h, None, None, 0.0)
+            inputs = compiled.dense(xw, h0, w_hh, StepProduct(w_hh, B, mm).packed, bias, *(None,) * 4)
+            loop.gru_forward(*inputs, bs[: live_steps(bs)], rz, n, hn, h, None, None, 0.0)
             return h, final_state(h, h0, bs), rz, n, hn
         step_rz, step_n = StepProduct(w_hh[: 2 * H], B, mm), StepProduct(w_hh[2 * H :], B, mm)
         x_rz, x_n = xw[..., : 2 * H].unbind(0), xw[..., 2 * H :].unbind(0)
@@ -113,9 +113,9 @@ class GRUFunction(torch.autograd.Function):
         if loop is not None:  # the C++ loop (loop.cpp) with no variant
             dxw, dq = alloc(ctx.full)(T, B, 3 * H, **like), alloc(ctx.full)(T, B, 3 * H, **like)
             dh0 = dh_n.contiguous().clone()
-            loop.gru_backward(w_hh.contiguous(), StepProduct(w_hh.t(), B, ctx.mm).packed, rz, n, hn, h,
-                              h0.contiguous(), *(None,) * 5, bs[: live_steps(bs)], dy.contiguous(),
-                              dh_n.contiguous(), dxw, dq, dq, dh0)  # fmt: skip
+            packed = StepProduct(w_hh.t(), B, ctx.mm).packed
+            inputs, grads = compiled.dense(w_hh, packed, rz, n, hn, h, h0, *(None,) * 5), compiled.dense(dy, dh_n)
+            loop.gru_backward(*inputs, bs[: live_steps(bs)], *grads, dxw, dq, dq, dh0)
             db_hn = dq[..., 2 * H :].sum((0, 1)) if ctx.has_bias else None
             return dxw, dh0, recurrent_weight_grad(dq, h, h0, ctx.mm), db_hn, None, None, None
         # Per step, one broadcast multiply of dh_t writes all four blocks [da_r, da_z, d(W_hn h + b_hn), da_n]; the

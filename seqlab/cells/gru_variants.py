@@ -60,8 +60,9 @@ class VariantGRUFunction(torch.autograd.Function):
         live, buffers = live_steps(bs), (rz, n, qn, h, q_raw, stats)
         loop = compiled.usable(xw, w_hh, slot=slot, product=step.dtype)
         if loop is not None:
-            inputs = [v if v is None else v.contiguous() for v in (xw, h0, w_hh, step.packed, bias, g_h, b_h, z_h, m)]
-            loop.gru_forward(*inputs, bs[:live], *buffers, EPS)
+            loop.gru_forward(
+                *compiled.dense(xw, h0, w_hh, step.packed, bias, g_h, b_h, z_h, m), bs[:live], *buffers, EPS
+            )
         else:
             forward_steps(xw, h0, step, bias, (g_h, b_h), z_h, m, bs[:live], buffers)
         if slot is not None:
@@ -105,9 +106,8 @@ class VariantGRUFunction(torch.autograd.Function):
         tensors, live = (rz, n, qn, h, h0, g_h, z_h, m, q_raw, stats), live_steps(bs)
         loop = compiled.usable(h, w_hh, slot=slot, product=ctx.mm)
         if loop is not None:
-            inputs = [v if v is None else v.contiguous() for v in tensors]
-            loop.gru_backward(w_hh.contiguous(), back.packed, *inputs, bs[:live], dy.contiguous(), dh_n.contiguous(),
-                              dxw, dq, dq_raw, dh0)  # fmt: skip
+            inputs, grads = compiled.dense(w_hh, back.packed, *tensors), compiled.dense(dy, dh_n)
+            loop.gru_backward(*inputs, bs[:live], *grads, dxw, dq, dq_raw, dh0)
         else:
             dh_kept = backward_steps(tensors, back, dy, dh_n, bs[:live], slot is not None, (dxw, dq, dq_raw, dh0))
         if slot is not None:

@@ -96,7 +96,7 @@ void ln_input_grad(const T* dy, const T* x, const T* gamma, T mean, T rstd, int6
     if (k == Vec<T>::size()) {
       s1 = s1 + gy;
       s2 = s2 + gy * xh;
-    } else {  // the tail: loadu zero-fills, but sum it apart to stay exact
+    } else {  // the tail: only its k lanes count (a partial load need not zero the others on every ISA)
       T a[Vec<T>::size()], b[Vec<T>::size()];
       gy.store(a, k);
       (gy * xh).store(b, k);

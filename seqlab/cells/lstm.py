@@ -72,8 +72,8 @@ class LSTMFunction(torch.autograd.Function):
         r = None if w_hr is None else torch.empty(B, H, **like)  # o_t ⊙ tanh c_t before the projection
         loop = None if w_hr is not None else compiled.usable(xw, w_hh, slot=slot, product=mm)
         if loop is not None:  # the C++ loop (loop.cpp) with no variant: the same recurrence
-            contiguous = (xw.contiguous(), h0.contiguous(), c0.contiguous(), w_hh.contiguous(), step.packed)
-            loop.lstm_forward(*contiguous, *(None,) * 7, bs[: live_steps(bs)], gates, c, c, h, None, None, 0.0)
+            inputs = compiled.dense(xw, h0, c0, w_hh, step.packed, *(None,) * 7)  # no layer norm, zoneout, dropout
+            loop.lstm_forward(*inputs, bs[: live_steps(bs)], gates, c, c, h, None, None, 0.0)
             return h, final_state(h, h0, bs), final_state(c, c0, bs), gates, c
         xs, gs, cs, hs = xw.unbind(0), gates.unbind(0), c.unbind(0), h.unbind(0)
         h_prev, c_prev = h0, c0
@@ -128,9 +128,8 @@ class LSTMFunction(torch.autograd.Function):
         loop = None if w_hr is not None else compiled.usable(gates, w_hh, slot=slot, product=ctx.mm)
         if loop is not None:  # the C++ loop (loop.cpp) with no variant
             back = StepProduct(w_hh.t(), B, ctx.mm)
-            loop.lstm_backward(w_hh.contiguous(), back.packed, gates, c, c, c0.contiguous(), *(None,) * 8,
-                               bs[: live_steps(bs)], dy.contiguous(), dh_n.contiguous(), dgates, dgates, None, dh0, dc,
-                               0.0)  # fmt: skip
+            inputs, grads = compiled.dense(w_hh, back.packed, gates, c, c, c0, *(None,) * 8), compiled.dense(dy, dh_n)
+            loop.lstm_backward(*inputs, bs[: live_steps(bs)], *grads, dgates, dgates, None, dh0, dc, 0.0)
             dgates = dgates.view(T, B, G4)
             return dgates, dh0, dc, recurrent_weight_grad(dgates, h, h0, ctx.mm), None, None, None, None
         # With a projection every dh_t is kept, for ∂W_hr at the end.

@@ -77,8 +77,7 @@ class VariantLSTMFunction(torch.autograd.Function):
         n = live_steps(bs)
         loop = compiled.usable(xw, w_hh, slot=slot, product=mm)
         if loop is not None:
-            inputs = [v if v is None else v.contiguous() for v in (xw, h0, c0, w_hh, step.packed, g_h, b_h, g_c, b_c,
-                                                                    z_h, z_c, m)]  # fmt: skip
+            inputs = compiled.dense(xw, h0, c0, w_hh, step.packed, g_h, b_h, g_c, b_c, z_h, z_c, m)
             loop.lstm_forward(*inputs, bs[:n], gates, c_tilde, c, h, r, stats, EPS)
         else:
             forward_steps(xw, h0, c0, step, (g_h, b_h, g_c, b_c), z_h, z_c, m, bs[:n], (gates, c_tilde, c, h, r, stats))
@@ -126,10 +125,8 @@ class VariantLSTMFunction(torch.autograd.Function):
         buffers, n = (dgates, dr, dn, dh0, dc), live_steps(bs)
         loop = compiled.usable(gates, w_hh, slot=slot, product=ctx.mm)
         if loop is not None:
-            inputs = [v if v is None else v.contiguous() for v in tensors]
-            loop.lstm_backward(
-                w_hh.contiguous(), back.packed, *inputs, bs[:n], dy.contiguous(), dh_n.contiguous(), *buffers, EPS
-            )
+            inputs, grads = compiled.dense(w_hh, back.packed, *tensors), compiled.dense(dy, dh_n)
+            loop.lstm_backward(*inputs, bs[:n], *grads, *buffers, EPS)
         else:
             dh_kept = backward_steps(tensors, back, dy, dh_n, bs[:n], slot is not None, buffers)
         if slot is not None:
