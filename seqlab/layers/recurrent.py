@@ -874,8 +874,10 @@ class GRU(Recurrent):
 
     def _auto_backend(self, device, dtype, grad) -> str:
         # With its C++ time loop (seqlab/cells/loop.cpp) our GRU is faster than nn.GRU without gradients too:
-        # 1.3-4.9x in seqlab bench (2026-12-07); the base class's rule holds where the loop is off.
-        if device.type == "cpu" and compiled.enabled():
+        # 1.2-4.8x in seqlab bench (2026-12-07). The base class's rule holds where the loop does not run: turned
+        # off, or a dtype or bfloat16 autocast it does not take (the Python loop would run instead).
+        loop = dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu") and compiled.enabled()
+        if device.type == "cpu" and loop:
             return "bptt"
         return super()._auto_backend(device, dtype, grad)
 
