@@ -160,6 +160,73 @@ void product(T* out, const T* x, int64_t b, const Tensor& wk, const Tensor& wn, 
   y.copy_(stack[0].toTensor());
 }
 
+// The time loop both cells share. At step t (b = bs[t] rows): the product (h_{t-1} ⊙ m) W_hh^T into out + t·stride
+// (stride 0: one scratch for every step), then rows(t, lo, hi, h_{t-1}, product) over the rows, split over threads.
+// h: the outputs (T, B, H) the rows write, read back as h_{t-1}.
+template <typename T, typename Rows>
+void forward_steps(at::IntArrayRef bs, const Tensor& h0, const T* h, const Tensor& w_hh, const Opt& packed,
+                   const Opt& m, T* out, int64_t stride, Rows rows) {
+  const int64_t B = h0.size(0), H = h0.size(1), G = w_hh.size(0);
+  const Tensor wt = w_hh.t().contiguous(), masked = at::empty_like(h0);  // wt: (H, G) for row_product
+  const T *mp = ptr<T>(m), *h0p = h0.data_ptr<T>();
+  T* read_m = masked.data_ptr<T>();
+  for (int64_t t = 0; t < (int64_t)bs.size(); ++t) {
+    const int64_t b = bs[t];
+    const T *hp = t == 0 ? h0p : h + (t - 1) * B * H, *read = hp;
+    if (mp) {  // h ⊙ m: the rows of one step are contiguous
+      lanes<T>(b * H, [&](int64_t j, int64_t k) { (ld(hp, j, k) * ld(mp, j, k)).store(read_m + j, k); });
+      read = read_m;
+    }
+    T* p = out + t * stride;
+    product<T>(p, read, b, wt, w_hh, packed);
+    over_rows(b, G, [&](int64_t lo, int64_t hi) { rows(t, lo, hi, hp, p); });
+  }
+}
+
+// Rows [lo, hi) meet their last step: their ∂L/∂h starts as ∂L/∂h_n + ∂L/∂y_t (as _steps.seed_rows).
+template <typename T>
+void seed(T* dh, const T* dh_n, const T* dy_t, int64_t H, int64_t lo, int64_t hi) {
+  if (hi > lo)
+    lanes<T>((hi - lo) * H, [&](int64_t j, int64_t k) {
+      j += lo * H;
+      (ld(dh_n, j, k) + ld(dy_t, j, k)).store(dh + j, k);
+    });
+}
+
+// The reverse loop both cells share. dh_t, the total ∂L/∂h_t, starts at each row's last step as ∂L/∂h_n + ∂L/∂y_t.
+// At step t: rows(t, lo, hi, dh_t) writes the step's gradients, among them dW + t·B·G (what W_hh's product
+// received); then dh_{t-1} = (dW_t W_hh) ⊙ m + carry + ∂L/∂y_{t-1} + dh_t ⊙ z_t, into dh0 at t = 0. carry (B, H),
+// what the rows sent to h_{t-1} directly, and z (T, B, H), zoneout's mask, may each be null.
+template <typename T, typename Rows>
+void reverse_steps(at::IntArrayRef bs, const Tensor& w_hh, const Opt& packed_t, const T* dW, const Opt& m,
+                   const T* carry, const T* z, const Tensor& dy, const Tensor& dh_n, const Tensor& dh0, Rows rows) {
+  const int64_t B = dh0.size(0), H = dh0.size(1), G = w_hh.size(0), L = bs.size();
+  if (L == 0) return;
+  const Tensor wn = w_hh.t();  // row_product reads W_hh (G, H) as it is, ATen takes its transpose
+  Tensor cur = at::empty_like(dh0), next = at::empty_like(dh0);
+  const T *dyp = dy.data_ptr<T>(), *dhn = dh_n.data_ptr<T>(), *mp = ptr<T>(m);
+  T *dh = cur.data_ptr<T>(), *prev = next.data_ptr<T>();
+  seed(dh, dhn, dyp + (L - 1) * B * H, H, 0, bs[L - 1]);
+  for (int64_t t = L - 1; t >= 0; --t) {
+    const int64_t b = bs[t];
+    over_rows(b, G, [&](int64_t lo, int64_t hi) { rows(t, lo, hi, dh); });
+    T* target = t == 0 ? dh0.data_ptr<T>() : prev;
+    product<T>(target, dW + t * B * G, b, w_hh, wn, packed_t);
+    const T *dyt = t == 0 ? nullptr : dyp + (t - 1) * B * H, *zt = z ? z + t * B * H : nullptr;
+    if (mp || carry || dyt || zt)
+      lanes<T>(b * H, [&](int64_t j, int64_t q) {
+        Vec<T> v = ld(target, j, q);
+        if (mp) v = v * ld(mp, j, q);
+        if (carry) v = v + ld(carry, j, q);
+        if (dyt) v = v + ld(dyt, j, q);
+        if (zt) v = v + ld(dh, j, q) * ld(zt, j, q);
+        v.store(target + j, q);
+      });
+    if (t > 0) seed(prev, dhn, dyt, H, b, bs[t - 1]);
+    std::swap(dh, prev);
+  }
+}
+
 template <typename T>
 struct Forward {
   int64_t B, H, T_;  // T_: steps of the buffers (the loop runs bs.size() of them)
@@ -214,38 +281,20 @@ void lstm_forward(const Tensor& xw, const Tensor& h0, const Tensor& c0, const Te
                   const Opt& g_h, const Opt& b_h, const Opt& g_c, const Opt& b_c, const Opt& z_h, const Opt& z_c,
                   const Opt& m, at::IntArrayRef bs, const Tensor& gates, const Tensor& c_tilde, const Tensor& c,
                   const Tensor& h, const Opt& r, const Opt& stats, double eps) {
-  const int64_t B = h0.size(0), H = h0.size(1), G = 4 * H;
-  const Tensor wt = w_hh.t().contiguous(), masked = at::empty_like(h0);  // wt: (H, G) for row_product
+  const int64_t B = h0.size(0), H = h0.size(1);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
     Forward<T> f{B,           H,           gates.size(0), xw.data_ptr<T>(), ptr<T>(g_h), ptr<T>(b_h), ptr<T>(g_c),
                  ptr<T>(b_c), ptr<T>(z_h), ptr<T>(z_c),   gates.data_ptr<T>(), c_tilde.data_ptr<T>(),
                  c.data_ptr<T>(), h.data_ptr<T>(), ptr<T>(r), ptr<T>(stats), eps};
-    const T *mp = ptr<T>(m), *h0p = h0.data_ptr<T>(), *c0p = c0.data_ptr<T>();
-    T* read_m = masked.data_ptr<T>();
-    for (int64_t t = 0; t < (int64_t)bs.size(); ++t) {
-      const int64_t b = bs[t];
-      const T *hp = t == 0 ? h0p : f.h + (t - 1) * B * H, *cp = t == 0 ? c0p : f.c + (t - 1) * B * H, *read = hp;
-      if (mp) {  // h ⊙ m: the rows of one step are contiguous
-        lanes<T>(b * H, [&](int64_t j, int64_t k) { (ld(hp, j, k) * ld(mp, j, k)).store(read_m + j, k); });
-        read = read_m;
-      }
-      product<T>((f.r ? f.r : f.gates) + t * B * G, read, b, wt, w_hh, packed);
-      over_rows(b, G, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) f.row(t, i, hp + i * H, cp + i * H);
-      });
-    }
+    const T* c0p = c0.data_ptr<T>();
+    // The product goes to r with layer norm, else to the gates; the rows read it from there.
+    forward_steps<T>(bs, h0, f.h, w_hh, packed, m, f.r ? f.r : f.gates, B * 4 * H,
+                     [&](int64_t t, int64_t lo, int64_t hi, const T* hp, const T*) {
+                       const T* cp = t == 0 ? c0p : f.c + (t - 1) * B * H;
+                       for (int64_t i = lo; i < hi; ++i) f.row(t, i, hp + i * H, cp + i * H);
+                     });
   });
-}
-
-// Rows [lo, hi) meet their last step: their ∂L/∂h starts as ∂L/∂h_n + ∂L/∂y_t (as _steps.seed_rows).
-template <typename T>
-void seed(T* dh, const T* dh_n, const T* dy_t, int64_t H, int64_t lo, int64_t hi) {
-  if (hi > lo)
-    lanes<T>((hi - lo) * H, [&](int64_t j, int64_t k) {
-      j += lo * H;
-      (ld(dh_n, j, k) + ld(dy_t, j, k)).store(dh + j, k);
-    });
 }
 
 template <typename T>
@@ -290,40 +339,22 @@ void lstm_backward(const Tensor& w_hh, const Opt& packed_t, const Tensor& gates,
                    const Opt& z_h, const Opt& z_c, const Opt& m, const Opt& r, const Opt& stats, at::IntArrayRef bs,
                    const Tensor& dy, const Tensor& dh_n, const Tensor& dgates, const Tensor& dr, const Opt& dn,
                    const Tensor& dh0, const Tensor& dc, double eps) {
-  const int64_t B = dh0.size(0), H = dh0.size(1), G = 4 * H, L = bs.size();
-  if (L == 0) return;
-  const Tensor wn = w_hh.t();  // dh_{t-1} gets dr·W_hh: row_product reads W_hh (G, H), ATen takes its transpose
-  Tensor cur = at::empty_like(dh0), next = at::empty_like(dh0);
+  const int64_t B = dh0.size(0), H = dh0.size(1);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
     Backward<T> k{B,           H,          gates.size(0),          gates.data_ptr<T>(), c_tilde.data_ptr<T>(),
                   ptr<T>(g_c), ptr<T>(b_c), ptr<T>(g_h),           ptr<T>(z_h),         ptr<T>(z_c),
                   ptr<T>(r),   ptr<T>(stats), dgates.data_ptr<T>(), dr.data_ptr<T>(),   ptr<T>(dn), eps};
-    const T *dyp = dy.data_ptr<T>(), *dhn = dh_n.data_ptr<T>(), *mp = ptr<T>(m), *c0p = c0.data_ptr<T>();
-    T *dcp = dc.data_ptr<T>(), *dh = cur.data_ptr<T>(), *prev = next.data_ptr<T>();
-    seed(dh, dhn, dyp + (L - 1) * B * H, H, 0, bs[L - 1]);
-    for (int64_t t = L - 1; t >= 0; --t) {
-      const int64_t b = bs[t];
-      const T* cp = t == 0 ? c0p : c.data_ptr<T>() + (t - 1) * B * H;
-      over_rows(b, G, [&](int64_t lo, int64_t hi) {
-        std::vector<T> tmp(H);
-        for (int64_t i = lo; i < hi; ++i) k.row(t, i, dh + i * H, dcp + i * H, cp + i * H, tmp.data());
-      });
-      // dh_{t-1} = (dr_t W_hh) ⊙ m + ∂L/∂y_{t-1} + dh_t ⊙ z^h
-      T* target = t == 0 ? dh0.data_ptr<T>() : prev;
-      product<T>(target, k.dr + t * B * G, b, w_hh, wn, packed_t);
-      const T *dyt = t == 0 ? nullptr : dyp + (t - 1) * B * H, *z = k.zh ? k.zh + t * B * H : nullptr;
-      if (mp || dyt || z)
-        lanes<T>(b * H, [&](int64_t j, int64_t q) {
-          Vec<T> v = ld(target, j, q);
-          if (mp) v = v * ld(mp, j, q);
-          if (dyt) v = v + ld(dyt, j, q);
-          if (z) v = v + ld(dh, j, q) * ld(z, j, q);
-          v.store(target + j, q);
-        });
-      if (t > 0) seed(prev, dhn, dyt, H, b, bs[t - 1]);
-      std::swap(dh, prev);
-    }
+    const T* c0p = c0.data_ptr<T>();
+    T* dcp = dc.data_ptr<T>();
+    // dh_{t-1} = (dr_t W_hh) ⊙ m + ∂L/∂y_{t-1} + dh_t ⊙ z^h
+    reverse_steps<T>(bs, w_hh, packed_t, k.dr, m, nullptr, k.zh, dy, dh_n, dh0,
+                     [&](int64_t t, int64_t lo, int64_t hi, const T* dh) {
+                       const T* cp = t == 0 ? c0p : c.data_ptr<T>() + (t - 1) * B * H;
+                       std::vector<T> tmp(H);
+                       for (int64_t i = lo; i < hi; ++i)
+                         k.row(t, i, dh + i * H, dcp + i * H, cp + i * H, tmp.data());
+                     });
   });
 }
 
@@ -369,27 +400,18 @@ void gru_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh, const O
                  const Tensor& n, const Tensor& qn, const Tensor& h, const Opt& q_raw, const Opt& stats,
                  double eps) {
   const int64_t B = h0.size(0), H = h0.size(1), G = 3 * H;
-  const Tensor wt = w_hh.t().contiguous(), masked = at::empty_like(h0), scratch = at::empty({B, G}, h0.options());
+  const Tensor scratch = at::empty({B, G}, h0.options());
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
     GRUForward<T> f{B,          H,           xw.size(0),        xw.data_ptr<T>(),  ptr<T>(bias),
                     ptr<T>(g_h), ptr<T>(b_h), ptr<T>(z_h),      rz.data_ptr<T>(),  n.data_ptr<T>(),
                     qn.data_ptr<T>(), h.data_ptr<T>(), ptr<T>(q_raw), ptr<T>(stats), eps};
-    const T *mp = ptr<T>(m), *h0p = h0.data_ptr<T>();
-    T *read_m = masked.data_ptr<T>(), *sp = scratch.data_ptr<T>();
-    for (int64_t t = 0; t < (int64_t)bs.size(); ++t) {
-      const int64_t b = bs[t];
-      const T *hp = t == 0 ? h0p : f.h + (t - 1) * B * H, *read = hp;
-      if (mp) {
-        lanes<T>(b * H, [&](int64_t j, int64_t k) { (ld(hp, j, k) * ld(mp, j, k)).store(read_m + j, k); });
-        read = read_m;
-      }
-      T* p = f.q_raw ? f.q_raw + t * B * G : sp;
-      product<T>(p, read, b, wt, w_hh, packed);
-      over_rows(b, G, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) f.row(t, i, hp + i * H, p + i * G);
-      });
-    }
+    // The raw product is kept in q_raw with layer norm (for its backward), else one scratch serves every step.
+    T* out = f.q_raw ? f.q_raw : scratch.data_ptr<T>();
+    forward_steps<T>(bs, h0, f.h, w_hh, packed, m, out, f.q_raw ? B * G : 0,
+                     [&](int64_t t, int64_t lo, int64_t hi, const T* hp, const T* p) {
+                       for (int64_t i = lo; i < hi; ++i) f.row(t, i, hp + i * H, p + i * G);
+                     });
   });
 }
 
@@ -422,38 +444,20 @@ void gru_backward(const Tensor& w_hh, const Opt& packed_t, const Tensor& rz, con
                   const Tensor& h, const Tensor& h0, const Opt& g_h, const Opt& z_h, const Opt& m, const Opt& q_raw,
                   const Opt& stats, at::IntArrayRef bs, const Tensor& dy, const Tensor& dh_n, const Tensor& dxw,
                   const Tensor& dq, const Tensor& dq_raw, const Tensor& dh0) {
-  const int64_t B = dh0.size(0), H = dh0.size(1), G = 3 * H, L = bs.size();
-  if (L == 0) return;
-  const Tensor wn = w_hh.t();
-  Tensor cur = at::empty_like(dh0), next = at::empty_like(dh0), carry = at::empty_like(dh0);
+  const int64_t B = dh0.size(0), H = dh0.size(1);
+  const Tensor carry = at::empty_like(dh0);
   AT_DISPATCH_FLOATING_TYPES(rz.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
     GRUBackward<T> k{B,           H,          rz.size(0),        rz.data_ptr<T>(), n.data_ptr<T>(),
                      qn.data_ptr<T>(), ptr<T>(g_h), ptr<T>(z_h), ptr<T>(q_raw),    ptr<T>(stats),
                      dxw.data_ptr<T>(), dq.data_ptr<T>(), dq_raw.data_ptr<T>(), carry.data_ptr<T>()};
-    const T *dyp = dy.data_ptr<T>(), *dhn = dh_n.data_ptr<T>(), *mp = ptr<T>(m), *h0p = h0.data_ptr<T>();
-    T *dh = cur.data_ptr<T>(), *prev = next.data_ptr<T>(), *cp = carry.data_ptr<T>();
-    seed(dh, dhn, dyp + (L - 1) * B * H, H, 0, bs[L - 1]);
-    for (int64_t t = L - 1; t >= 0; --t) {
-      const int64_t b = bs[t];
-      const T* hp = t == 0 ? h0p : h.data_ptr<T>() + (t - 1) * B * H;
-      over_rows(b, G, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) k.row(t, i, dh + i * H, hp + i * H);
-      });
-      // dh_{t-1} = (dq_raw W_hh) ⊙ m + carry + ∂L/∂y_{t-1}
-      T* target = t == 0 ? dh0.data_ptr<T>() : prev;
-      product<T>(target, k.dq_raw + t * B * G, b, w_hh, wn, packed_t);
-      const T* dyt = t == 0 ? nullptr : dyp + (t - 1) * B * H;
-      lanes<T>(b * H, [&](int64_t j, int64_t q) {
-        Vec<T> v = ld(target, j, q);
-        if (mp) v = v * ld(mp, j, q);
-        v = v + ld(cp, j, q);
-        if (dyt) v = v + ld(dyt, j, q);
-        v.store(target + j, q);
-      });
-      if (t > 0) seed(prev, dhn, dyt, H, b, bs[t - 1]);
-      std::swap(dh, prev);
-    }
+    const T* h0p = h0.data_ptr<T>();
+    // dh_{t-1} = (dq_raw W_hh) ⊙ m + carry + ∂L/∂y_{t-1}; zoneout's share is in carry
+    reverse_steps<T>(bs, w_hh, packed_t, k.dq_raw, m, k.carry, nullptr, dy, dh_n, dh0,
+                     [&](int64_t t, int64_t lo, int64_t hi, const T* dh) {
+                       const T* hp = t == 0 ? h0p : h.data_ptr<T>() + (t - 1) * B * H;
+                       for (int64_t i = lo; i < hi; ++i) k.row(t, i, dh + i * H, hp + i * H);
+                     });
   });
 }
 
