@@ -10,12 +10,12 @@
 - **vmap.** A vmapped batch of inputs (the usual per-sample gradients: ``vmap(grad(f), in_dims=(None, 0))``) is
   folded into the Function's batch rows, one call for all; vmapping the weights (an ensemble) is refused in words.
 
-The input projection: the layers pass ``projection = (x, w_ih, bias, shape, dtype[, (γ, β, ε)])`` with xw =
-x W_ih^T + bias (layer-normalised first for the variant cells), all of which the projection's own autograd node
-keeps anyway when W_ih trains (with W_ih frozen, x is kept here instead of xw, and x is the smaller of the two
-unless I > G). A second-order backward recomputes xw from it with a graph, so the
-first-order path never keeps xw (T·B·G) alive for the sake of a graph that is rarely asked for. Without it (a
-direct call), xw itself is saved.
+The input projection: the layers build xw with ``input_projection`` (x W_ih^T + bias, layer-normalised first for
+the variant cells) and pass ``projection = (x, w_ih, bias, shape, dtype, norm)``, all of which the projection's own
+autograd node keeps anyway when W_ih trains (with W_ih frozen, x is kept here instead of xw, and x is the smaller
+of the two unless I > G). A second-order backward recomputes xw from it with a graph, so the first-order path
+never keeps xw (T·B·G) alive for the sake of a graph that is rarely asked for. Without it (a direct call), xw
+itself is saved.
 """
 
 from __future__ import annotations
@@ -100,15 +100,29 @@ def graph_backward(ctx, grads: Sequence[Tensor]) -> tuple:
     return tuple(got.get(i) for i in range(len(tensors))) + (None,) * len(ctx.options)
 
 
+def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor | None, dtype, norm=None) -> tuple[Tensor, tuple]:
+    """xw = x W_ih^T + bias over all steps, layer-normalised first when ``norm`` = (γ, β, ε) (the variant cells),
+    as (T, B, G) in ``dtype``; and the projection a second-order backward recomputes it from (see the module)."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)  # not (-1): a batch of 0 rows has no size to infer
+    xw = project(x2, w_ih, bias, norm).view(T, B, w_ih.shape[0]).to(dtype)
+    return xw, (x2, w_ih, bias, xw.shape, xw.dtype, norm)
+
+
+def project(x2: Tensor, w_ih: Tensor, bias: Tensor | None, norm) -> Tensor:
+    """x2 W_ih^T + bias, or LN(x2 W_ih^T; γ, β) + bias computed as LN(·; γ, β + bias): one pass over (T·B, G) less.
+    Under autocast the product runs in bfloat16; the cells keep their states and sums in float32 (product_dtype)."""
+    if norm is None:
+        return torch.mm(x2, w_ih.t()) if bias is None else torch.addmm(bias, x2, w_ih.t())
+    g, b, eps = norm
+    shift = b if bias is None else b + bias
+    return torch.nn.functional.layer_norm(torch.mm(x2, w_ih.t()), (w_ih.shape[0],), g, shift, eps)
+
+
 def recompute(projection) -> Tensor:
-    """xw = x W_ih^T (layer-normalised when ``norm`` = (γ, β, ε) is given) + bias, viewed as ``shape``."""
-    x, w_ih, bias, shape, dtype, *norm = projection
-    xw = torch.mm(x, w_ih.t())
-    if norm and norm[0] is not None:
-        g, b, eps = norm[0]
-        xw = torch.nn.functional.layer_norm(xw, (xw.shape[-1],), g, b, eps)
-    xw = xw if bias is None else xw + bias
-    return xw.view(shape).to(dtype)
+    """xw again, with a graph, from what input_projection returned beside it."""
+    x2, w_ih, bias, shape, dtype, norm = projection
+    return project(x2, w_ih, bias, norm).view(shape).to(dtype)
 
 
 def jvp(ctx, tangents: Sequence) -> tuple:

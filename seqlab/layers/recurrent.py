@@ -41,6 +41,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import GRUFunction, LSTMFunction, RNNFunction, compiled, reference
+from ..cells._autograd import input_projection
 from ..cells._steps import bf16_native
 from ..cells.gru_variants import VariantGRUFunction
 from ..cells.lstm_variants import EPS, VariantLSTMFunction
@@ -326,17 +327,8 @@ class Recurrent(nn.Module):
     def _variant_input(self, x: Tensor, weights: Weights, input_bias: Tensor | None, dtype):
         """xw = LN_x(x W_ih^T) + input_bias over all steps with autograd: (T', B, G), and the projection a
         second-order backward recomputes it from (seqlab.cells._autograd)."""
-        Tx, B, I = x.shape
-        G = self.gates * self.hidden_size
-        x2 = x.reshape(Tx * B, I)
         norm = (weights[-1][0], weights[-1][1], EPS) if self.layer_norm else None
-        if norm is None:
-            xw = torch.mm(x2, weights[0].t()) if input_bias is None else torch.addmm(input_bias, x2, weights[0].t())
-        else:  # LN_x(·; γ, β) + bias = LN_x(·; γ, β + bias): one pass over (T·B, G) less
-            shift = norm[1] if input_bias is None else norm[1] + input_bias
-            xw = F.layer_norm(torch.mm(x2, weights[0].t()), (G,), norm[0], shift, EPS)
-        xw = xw.view(Tx, B, G).to(dtype)
-        return xw, (x2, weights[0], input_bias, xw.shape, xw.dtype, norm)
+        return input_projection(x, weights[0], input_bias, dtype, norm)
 
     def _variant_layer(self, backend, x, state, weights, batch_sizes, slot) -> tuple[Tensor, State]:
         raise NotImplementedError
@@ -640,14 +632,8 @@ class Recurrent(nn.Module):
             return reference.run(self._reference_cell(), x, state, weights, lengths)
         if backend == "fused":
             return self._fused_segments(x, state, [w for w in weights if w is not None], batch_sizes)
-        Tx, B, I = x.shape
-        x2 = x.reshape(Tx * B, I)  # not (-1): a batch of 0 rows has no size to infer
         bias = None if b_ih is None else self._input_bias(b_ih, b_hh)
-        xw = torch.mm(x2, w_ih.t()) if bias is None else torch.addmm(bias, x2, w_ih.t())
-        # Under autocast the product above ran in bfloat16; the cells keep their states and sums in float32
-        # and run only their own products in bfloat16 (cells._steps.product_dtype).
-        xw = xw.view(Tx, B, xw.shape[1]).to(state[0].dtype)
-        projection = (x2, w_ih, bias, xw.shape, xw.dtype)  # a second-order backward recomputes xw from it
+        xw, projection = input_projection(x, w_ih, bias, state[0].dtype)
         return self._bptt(xw, state, weights, batch_sizes, slot, projection)
 
     def _fused_segments(self, x: Tensor, state: State, weights: list[Tensor], batch_sizes) -> tuple[Tensor, State]:
